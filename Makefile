@@ -1,0 +1,27 @@
+# Set-up is part of every entry point: a fresh clone needs only `make demo` or `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+# torch/torchvision pinned to the pair that imports together on CPU-only machines (a CUDA build, runs on CPU).
+TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
+PYTEST_ARGS ?=
+
+.PHONY: install demo test bench clean
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
+	touch $@
+
+demo: $(INSTALLED)
+	$(VENV)/bin/spikesweep sweep demo
+
+test: $(INSTALLED)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf outputs multirun .pytest_cache

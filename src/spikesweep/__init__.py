@@ -1,0 +1,8 @@
+"""spikesweep: reproduce and extend published spiking-neural-network results."""
+
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+#: The repository root: configs (conf/) and named multiruns (experiments/) live beside the package.
+REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,138 @@
+"""Early validation of the composed config: wrong types, unknown keys and impossible values fail here,
+before any data is loaded, with the offending key named.
+
+Groups whose keys are fixed (trainer, optimizer, scheduler, logger, paths) have a schema; groups whose keys
+depend on the chosen option (model, dataset, neuron, surrogate) are checked by their builders, which
+reject unknown parameters by name.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A user-fixable problem with the configuration."""
+
+
+@dataclass
+class EmaSchema:
+    enabled: bool = False
+    decay: float = 0.9998
+
+
+@dataclass
+class MixupSchema:
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    prob: float = 1.0
+    switch_prob: float = 0.5
+    mode: str = "batch"
+    off_epoch: int | None = None
+
+
+@dataclass
+class TrainerSchema:
+    epochs: int = 1
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    num_workers: int = 0
+    device: str = "auto"
+    amp: str = "auto"
+    grad_clip: float | None = None
+    label_smoothing: float = 0.0
+    compile: bool = False
+    channels_last: bool = False
+    eval_only: bool = False
+    dist_eval: bool = True
+    deterministic: bool = False
+    max_steps_per_epoch: int | None = None
+    ema: EmaSchema = field(default_factory=EmaSchema)
+    mixup: MixupSchema = field(default_factory=MixupSchema)
+
+
+@dataclass
+class OptimizerSchema:
+    name: str = "adamw"
+    lr: float = 1e-3
+    blr: float | None = None
+    weight_decay: float = 0.0
+    momentum: float | None = None
+    betas: list[float] | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SchedulerSchema:
+    name: str = "cosine"
+    warmup_epochs: int = 0
+    warmup_lr: float = 1e-6
+    min_lr: float = 0.0
+    cooldown_epochs: int = 0
+
+
+@dataclass
+class LoggerSchema:
+    name: str = "wandb"
+    project: str = "spikesweep"
+    entity: str | None = None
+    mode: str = "auto"
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PathsSchema:
+    output_root: str = "."
+    data_dir: str = "data"
+    cache_dir: str = ".cache"
+
+
+SCHEMAS = {
+    "trainer": TrainerSchema,
+    "optimizer": OptimizerSchema,
+    "scheduler": SchedulerSchema,
+    "logger": LoggerSchema,
+    "paths": PathsSchema,
+}
+CHOICES = {
+    "trainer.amp": ("auto", "bf16", "fp16", "off"),
+    "trainer.mixup.mode": ("batch", "pair", "elem"),
+    "logger.name": ("wandb", "none"),
+    "logger.mode": ("auto", "online", "offline", "disabled"),
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the first bad key; returns silently for a usable config."""
+    for group, schema in SCHEMAS.items():
+        if group not in cfg:
+            raise ConfigError(f"config group '{group}' is missing from the composed config")
+        try:
+            OmegaConf.merge(OmegaConf.structured(schema), cfg[group])
+        except OmegaConfBaseException as err:
+            key = getattr(err, "full_key", None) or getattr(err, "key", None)
+            raise ConfigError(f"{group}.{key}: {str(err).splitlines()[0]}" if key else f"{group}: {err}") from err
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
+    checks = [
+        ("trainer.epochs", lambda v: v >= 1, "must be >= 1"),
+        ("trainer.batch_size", lambda v: v >= 1, "must be >= 1"),
+        ("trainer.eval_batch_size", lambda v: v >= 1, "must be >= 1"),
+        ("trainer.num_workers", lambda v: v >= 0, "must be >= 0"),
+        ("optimizer.lr", lambda v: v > 0, "must be > 0"),
+        ("optimizer.weight_decay", lambda v: v >= 0, "must be >= 0"),
+        ("dataset.T", lambda v: isinstance(v, int) and v >= 1, "(time steps) must be an integer >= 1"),
+    ]
+    for key, ok, message in checks:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and not ok(value):
+            raise ConfigError(f"{key}={value} {message}")
+    if cfg.optimizer.blr is not None and cfg.optimizer.blr <= 0:
+        raise ConfigError(f"optimizer.blr={cfg.optimizer.blr} must be > 0")
+    if cfg.trainer.eval_only and not cfg.get("ckpt"):
+        raise ConfigError("trainer.eval_only=true needs a checkpoint: add ckpt=PATH")

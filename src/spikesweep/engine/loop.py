@@ -1,0 +1,277 @@
+"""The training loop: set-up, epochs, evaluation, checkpoints, resume. Paper-agnostic by design.
+
+Models take a batch and return logits [T, B, K]; the loss is taken on the mean over T. Neuron state is
+reset after every batch, so batches are independent samples as in every recipe we reproduce.
+"""
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
+from timm.utils import ModelEmaV3
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from spikesweep.engine import checkpoint as ckpt
+from spikesweep.engine.distributed import DistInfo, all_reduce_sum, broadcast_flag
+from spikesweep.engine.optim import build_optimizer, build_scheduler, resolve_lr
+from spikesweep.metrics import FiringRateMonitor, topk_correct
+from spikesweep.spiking import reset_states
+from spikesweep.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the run stops and keeps its last good checkpoint."""
+
+
+@dataclass
+class FitResult:
+    status: str
+    epochs_done: int
+    final: dict[str, float] = field(default_factory=dict)
+    best: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_device(requested: str, dist: DistInfo) -> torch.device:
+    if requested == "auto":
+        return torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"trainer.device={requested} but CUDA is not available on this machine")
+    return device
+
+
+def resolve_amp(requested: str, device: torch.device) -> torch.dtype | None:
+    """bf16 where the GPU supports it, fp16 otherwise; never on CPU unless asked (it is slower there)."""
+    if requested == "off" or (requested == "auto" and device.type != "cuda"):
+        return None
+    if requested == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[requested]
+
+
+def make_loaders(
+    train: Dataset, test: Dataset, cfg: Mapping[str, Any], dist: DistInfo, seed: int, device: torch.device
+) -> tuple[DataLoader, DataLoader]:
+    per_rank = int(cfg["batch_size"])
+    if per_rank * dist.world_size > len(train):
+        raise ValueError(
+            f"trainer.batch_size={per_rank} x {dist.world_size} process(es) exceeds the training set "
+            f"({len(train)} samples)"
+        )
+    common = dict(
+        num_workers=int(cfg["num_workers"]),
+        pin_memory=device.type == "cuda",
+        persistent_workers=int(cfg["num_workers"]) > 0,
+    )
+    sampler = DistributedSampler(train, shuffle=True, seed=seed, drop_last=True) if dist.enabled else None
+    train_loader = DataLoader(
+        train,
+        batch_size=per_rank,
+        sampler=sampler,
+        shuffle=sampler is None,
+        generator=torch.Generator().manual_seed(seed),
+        drop_last=True,  # fixed shapes: no recompiles, no odd-sized batch for mixup
+        **common,
+    )
+    # Shard evaluation without padding so distributed accuracy counts every test sample exactly once.
+    eval_indices = list(range(dist.rank, len(test), dist.world_size)) if cfg["dist_eval"] else None
+    test_loader = DataLoader(test, batch_size=int(cfg["eval_batch_size"]), sampler=eval_indices, **common)
+    return train_loader, test_loader
+
+
+def _progress(iterable, total: int, description: str):
+    """A progress bar on a terminal, nothing when output goes to a log file."""
+    if not sys.stderr.isatty():
+        return iterable
+    from rich.progress import track
+
+    return track(iterable, total=total, description=description, transient=True)
+
+
+def evaluate(
+    model: nn.Module, loader: DataLoader, device: torch.device, amp: torch.dtype | None, dist: DistInfo
+) -> dict[str, float]:
+    """Loss, top-1/top-5 and mean firing rate over the whole test set (all ranks combined)."""
+    model.eval()
+    monitor = FiringRateMonitor(model)
+    totals = torch.zeros(4, dtype=torch.float64)  # loss sum, top1, top5, count
+    autocast = torch.autocast(device.type, dtype=amp) if amp else nullcontext()
+    with torch.inference_mode(), autocast:
+        for x, y in _progress(loader, len(loader), "eval"):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            logits = model(x).float().mean(0)
+            reset_states(model)
+            top1, top5 = topk_correct(logits, y)
+            totals += torch.tensor([float(nn.functional.cross_entropy(logits, y, reduction="sum")), top1, top5, len(y)])
+    rate = monitor.mean_rate()
+    monitor.remove()
+    if dist.enabled:
+        totals = all_reduce_sum(totals.to(device), dist).cpu()
+    loss_sum, top1, top5, count = totals.tolist()
+    out = {"test_loss": loss_sum / count, "test_top1": 100 * top1 / count, "test_top5": 100 * top5 / count}
+    if rate is not None:
+        out["firing_rate"] = rate
+    return out
+
+
+def fit(
+    model: nn.Module,
+    train_set: Dataset,
+    test_set: Dataset,
+    num_classes: int,
+    cfg: Mapping[str, Any],
+    run_dir: Path,
+    tracker: Tracker,
+    dist: DistInfo,
+    seed: int,
+    checkpoint_extra: dict[str, Any],
+    resume: dict[str, Any] | None,
+) -> FitResult:
+    """Train for cfg.trainer.epochs, evaluating and checkpointing every epoch.
+
+    `resume` is a loaded last.pt; `checkpoint_extra` (config, tracker id, model name) is stored in every
+    checkpoint so a restarted job carries on the same run.
+    """
+    tcfg = cfg["trainer"]
+    device = resolve_device(tcfg["device"], dist)
+    amp = resolve_amp(tcfg["amp"], device)
+    train_loader, test_loader = make_loaders(train_set, test_set, tcfg, dist, seed, device)
+    steps_per_epoch = len(train_loader)
+    if tcfg.get("max_steps_per_epoch"):
+        steps_per_epoch = min(steps_per_epoch, int(tcfg["max_steps_per_epoch"]))
+
+    model.to(device)
+    if tcfg.get("channels_last") and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    lr = resolve_lr(cfg["optimizer"], int(tcfg["batch_size"]) * dist.world_size)
+    optimizer = build_optimizer(model, cfg["optimizer"], lr)
+    epochs = int(tcfg["epochs"])
+    scheduler = build_scheduler(optimizer, cfg["scheduler"], epochs, steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
+    ema = ModelEmaV3(model, decay=float(tcfg["ema"]["decay"])) if tcfg["ema"]["enabled"] else None
+
+    start_epoch, best, final = 0, {"test_top1": -math.inf}, {}
+    if resume is not None:
+        ckpt.load_model_weights(model, resume, run_dir / "checkpoints" / "last.pt")
+        optimizer.load_state_dict(resume["optimizer"])
+        scaler.load_state_dict(resume["scaler"])
+        if ema is not None and resume.get("ema") is not None:
+            ema.module.load_state_dict(resume["ema"])
+        ckpt.set_rng_state(resume["rng"])
+        start_epoch, best = int(resume["epoch"]) + 1, dict(resume["best"])
+        final = dict(resume["metrics"])
+        log.info("resuming from epoch %d (best top-1 so far %.2f)", start_epoch, best["test_top1"])
+
+    net = DistributedDataParallel(model) if dist.enabled else model
+    if tcfg["compile"]:
+        net = torch.compile(net)
+
+    mixup = _build_mixup(tcfg, num_classes)
+    smoothing = float(tcfg["label_smoothing"])
+    criterion = SoftTargetCrossEntropy() if mixup else nn.CrossEntropyLoss(label_smoothing=smoothing)
+    grad_clip = tcfg.get("grad_clip")
+    autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp else nullcontext
+
+    for epoch in range(start_epoch, epochs):
+        if isinstance(train_loader.sampler, DistributedSampler):
+            train_loader.sampler.set_epoch(epoch)
+        else:
+            train_loader.generator.manual_seed(seed * 100_003 + epoch)  # same order whether resumed or not
+        if mixup is not None and tcfg["mixup"]["off_epoch"] is not None:
+            mixup.mixup_enabled = epoch < int(tcfg["mixup"]["off_epoch"])
+        net.train()
+        t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+        for step, (x, y) in enumerate(_progress(train_loader, steps_per_epoch, f"epoch {epoch}")):
+            if step >= steps_per_epoch:
+                break
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            target = y
+            if mixup is not None:
+                x, target = mixup(x, y)
+            with autocast():
+                logits = net(x).float().mean(0)
+                loss = criterion(logits, target)
+            stop = broadcast_flag(not torch.isfinite(loss).item(), dist)
+            if stop:
+                raise NonFiniteLossError(f"loss became {loss.item()} at epoch {epoch}, step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
+            scaler.step(optimizer)
+            scaler.update()
+            reset_states(net)
+            if ema is not None:
+                ema.update(model)
+            if scheduler is not None:
+                scheduler.step_update(epoch * steps_per_epoch + step + 1)
+            seen += len(y)
+            loss_sum += loss.item() * len(y)
+            correct += int((logits.argmax(-1) == y).sum())
+        train_time = time.perf_counter() - t0
+
+        metrics = {
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": loss_sum / seen,
+            "train_top1": 100 * correct / seen,
+            "samples_per_s": seen * dist.world_size / train_time,
+            "epoch_time_s": train_time,
+        }
+        metrics.update(evaluate(net, test_loader, device, amp, dist))
+        if ema is not None:
+            metrics["ema_top1"] = evaluate(ema.module, test_loader, device, amp, dist)["test_top1"]
+        improved = metrics["test_top1"] > best["test_top1"]
+        if improved:
+            best = {k: v for k, v in metrics.items() if k.startswith("test_")} | {"epoch": epoch}
+        final = metrics
+        if dist.is_main:
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "ema": ema.module.state_dict() if ema is not None else None,
+                "epoch": epoch,
+                "best": best,
+                "metrics": metrics,
+                "rng": ckpt.rng_state(),
+                **checkpoint_extra,
+            }
+            tracker.log(metrics, epoch)  # after the metrics exist, before the checkpoint names them done
+            ckpt.save_atomic(state, run_dir / "checkpoints" / "last.pt")
+            if improved:
+                ckpt.save_atomic(state, run_dir / "checkpoints" / "best.pt")
+            log.info(
+                "epoch %d/%d  loss %.4f  train %.2f%%  test %.2f%%  %.0f samples/s",
+                epoch + 1, epochs, metrics["train_loss"], metrics["train_top1"], metrics["test_top1"],
+                metrics["samples_per_s"],
+            )
+    return FitResult(status="completed", epochs_done=epochs, final=final, best=best)
+
+
+def _build_mixup(tcfg: Mapping[str, Any], num_classes: int) -> Mixup | None:
+    m = tcfg["mixup"]
+    if not (m["mixup_alpha"] > 0 or m["cutmix_alpha"] > 0):
+        return None
+    return Mixup(
+        mixup_alpha=float(m["mixup_alpha"]),
+        cutmix_alpha=float(m["cutmix_alpha"]),
+        prob=float(m["prob"]),
+        switch_prob=float(m["switch_prob"]),
+        mode=m["mode"],
+        label_smoothing=float(tcfg["label_smoothing"]),
+        num_classes=num_classes,
+    )

@@ -1,0 +1,53 @@
+"""Optimizer and learning-rate schedule from config, through timm's factories."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+from timm.scheduler.scheduler import Scheduler
+
+
+def resolve_lr(cfg: Mapping[str, Any], effective_batch: int) -> float:
+    """The 'blr' rule of MAE-style recipes: lr = blr * effective_batch / 256, when blr is set."""
+    if cfg.get("blr") is not None:
+        return float(cfg["blr"]) * effective_batch / 256
+    return float(cfg["lr"])
+
+
+def build_optimizer(model: torch.nn.Module, cfg: Mapping[str, Any], lr: float) -> torch.optim.Optimizer:
+    """Weight decay skips 1-D parameters (norms, biases) as every recipe we reproduce does."""
+    kwargs: dict[str, Any] = dict(cfg.get("kwargs") or {})
+    if cfg.get("momentum") is not None and cfg["name"] in ("sgd", "momentum", "nesterov"):
+        kwargs["momentum"] = float(cfg["momentum"])
+    if cfg.get("betas") is not None:
+        kwargs["betas"] = tuple(cfg["betas"])
+    return create_optimizer_v2(
+        model,
+        opt=cfg["name"],
+        lr=lr,
+        weight_decay=float(cfg.get("weight_decay", 0.0)),
+        filter_bias_and_bn=True,
+        **kwargs,
+    )
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any], epochs: int, updates_per_epoch: int
+) -> Scheduler | None:
+    """Per-iteration schedules (warmup then decay), stepped with `step_update` after every optimizer step."""
+    if cfg["name"] == "none":
+        return None
+    scheduler, _ = create_scheduler_v2(
+        optimizer,
+        sched=cfg["name"],
+        num_epochs=epochs,
+        warmup_epochs=int(cfg.get("warmup_epochs", 0)),
+        warmup_lr=float(cfg.get("warmup_lr", 1e-6)),
+        min_lr=float(cfg.get("min_lr", 0.0)),
+        cooldown_epochs=int(cfg.get("cooldown_epochs", 0)),
+        step_on_epochs=False,
+        updates_per_epoch=updates_per_epoch,
+    )
+    return scheduler

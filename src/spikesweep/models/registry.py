@@ -1,0 +1,46 @@
+"""One registry of model constructors; each model file registers its sizes on import.
+
+A constructor receives the `model` config (minus `name`), the neuron factory, and the dataset's meta,
+so class counts and input shapes can only come from the dataset.
+"""
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from torch import nn
+
+ModelBuilder = Callable[..., nn.Module]
+_BUILDERS: dict[str, ModelBuilder] = {}
+_MODULES = ("small_cnn",)
+
+
+def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
+    def wrap(fn: ModelBuilder) -> ModelBuilder:
+        _BUILDERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def _load_all() -> None:
+    for module in _MODULES:
+        importlib.import_module(f"spikesweep.models.{module}")
+
+
+def model_names() -> list[str]:
+    _load_all()
+    return sorted(_BUILDERS)
+
+
+def build_model(cfg: Mapping[str, Any], neuron: Callable[..., nn.Module], meta: Any) -> nn.Module:
+    """Build the model described by a `model` config node for the dataset described by `meta`."""
+    _load_all()
+    params = dict(cfg)
+    name = params.pop("name")
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown model '{name}'; valid: {', '.join(model_names())}")
+    try:
+        return _BUILDERS[name](neuron=neuron, meta=meta, **params)
+    except TypeError as err:
+        raise ValueError(f"model '{name}': bad parameters {sorted(params)} ({err})") from err

@@ -1,0 +1,182 @@
+"""One training run: config -> objects -> Engine.fit -> files. Also the Hydra entry point.
+
+Everything a run writes lives in its own directory: config.yaml (resolved), overrides.yaml, git.txt,
+metrics.jsonl, summary.json, checkpoints/{last,best}.pt, wandb/. Restarting a run in the same directory
+continues from checkpoints/last.pt without any flag (preemption, requeue, crash).
+"""
+
+import json
+import logging
+import os
+import random
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from filelock import FileLock, Timeout
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from spikesweep import REPO_ROOT, resolvers
+from spikesweep.config_schema import ConfigError, validate
+
+resolvers.register()
+
+log = logging.getLogger("spikesweep")
+
+
+class RunError(RuntimeError):
+    """A failure the user can act on; reported as one line, the run marked failed."""
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def git_description() -> str:
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, check=False)
+        return out.stdout.strip()
+
+    commit = git("rev-parse", "HEAD") or "unknown"
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    return f"commit: {commit}\ndirty: {str(dirty).lower()}\n"
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    tmp = run_dir / ".summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(tmp, run_dir / "summary.json")
+
+
+def run_name(cfg: DictConfig, overrides: list[str]) -> str:
+    """wandb run name: the overrides that distinguish this job, else the config name."""
+    shown = [o for o in overrides if not o.startswith(("hydra.", "paths.", "logger.", "+experiments"))]
+    return ",".join(shown) or cfg.name
+
+
+def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """Run one training (or evaluation) job in `run_dir`; returns the summary written to summary.json."""
+    from spikesweep.data import build_datasets
+    from spikesweep.engine import checkpoint as ckpt
+    from spikesweep.engine.distributed import init_distributed, shutdown_distributed
+    from spikesweep.engine.loop import NonFiniteLossError, evaluate, fit, make_loaders, resolve_amp, resolve_device
+    from spikesweep.models import build_model
+    from spikesweep.spiking import build_neuron, build_surrogate
+    from spikesweep.tracking import JsonlTracker, TrackerGroup
+
+    validate(cfg)
+    dist = init_distributed()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(run_dir / ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RunError(f"another process is already running in {run_dir}; refusing to share its directory") from None
+    started = time.time()
+    summary: dict[str, Any] = {"status": "running", "run_dir": str(run_dir)}
+    last = run_dir / "checkpoints" / "last.pt"
+    resume = ckpt.load(last) if last.exists() and not cfg.trainer.eval_only else None
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    if dist.is_main:
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
+        (run_dir / "git.txt").write_text(git_description())
+    try:
+        seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
+        bundle = build_datasets(cfg.dataset, cfg.paths.data_dir)
+        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate))
+        model = build_model(cfg.model, neuron, bundle.meta)
+        summary |= {
+            "model": cfg.model.name,
+            "dataset": cfg.dataset.name,
+            "params": sum(p.numel() for p in model.parameters()),
+            "num_classes": bundle.meta.num_classes,
+        }
+        if cfg.trainer.eval_only:
+            source = Path(cfg.ckpt)
+            ckpt.load_model_weights(model, ckpt.load(source), source)
+            device = resolve_device(cfg.trainer.device, dist)
+            _, test_loader = make_loaders(bundle.train, bundle.test, cfg.trainer, dist, int(cfg.seed), device)
+            metrics = evaluate(model.to(device), test_loader, device, resolve_amp(cfg.trainer.amp, device), dist)
+            summary |= {"status": "completed", "eval_only": True, "checkpoint": str(source), "final": metrics}
+            return summary
+        if cfg.get("ckpt"):
+            source = Path(cfg.ckpt)
+            ckpt.load_model_weights(model, ckpt.load(source), source)  # fine-tune from these weights
+        tracker = TrackerGroup(JsonlTracker(run_dir / "metrics.jsonl", None if resume is None else int(resume["epoch"])))
+        wandb_id = resume.get("wandb_id") if resume else None
+        if dist.is_main and cfg.logger.name == "wandb":
+            from spikesweep.tracking.wandb_tracker import WandbTracker, new_run_id
+
+            wandb_id = wandb_id or new_run_id()
+            try:
+                tracker.optional.append(
+                    WandbTracker(
+                        run_dir=run_dir,
+                        project=cfg.logger.project,
+                        entity=cfg.logger.entity,
+                        group=cfg.logger.group or cfg.name,
+                        name=run_name(cfg, overrides),
+                        config=resolved,
+                        run_id=wandb_id,
+                        mode=cfg.logger.mode,
+                        tags=list(cfg.logger.tags),
+                    )
+                )
+            except Exception as err:  # an unreachable wandb must not cost the training run
+                log.error("wandb could not start, logging to metrics.jsonl only: %s", err)
+        extra = {"config": resolved, "wandb_id": wandb_id, "model_name": cfg.model.name}
+        status = "failed"
+        try:
+            result = fit(model, bundle.train, bundle.test, bundle.meta.num_classes, cfg, run_dir, tracker, dist,
+                         int(cfg.seed), extra, resume)
+            status = result.status
+            summary |= {"status": status, "epochs": result.epochs_done, "final": result.final, "best": result.best}
+        except NonFiniteLossError as err:
+            summary |= {"status": "failed", "error": str(err)}
+            raise RunError(f"{err}; the last good checkpoint is kept in {last.parent}") from err
+        finally:
+            tracker.finish(status)
+        return summary
+    except (ConfigError, ValueError, ckpt.CheckpointError, FileNotFoundError) as err:
+        summary |= {"status": "failed", "error": str(err)}
+        raise RunError(str(err)) from err
+    except BaseException as err:
+        summary |= {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+        raise
+    finally:
+        summary["wall_time_s"] = summary.get("wall_time_s", 0) + time.time() - started
+        if dist.is_main:
+            write_summary(run_dir, summary)
+        lock.release()
+        shutdown_distributed()
+
+
+@hydra.main(config_path=str(REPO_ROOT / "conf"), config_name="config", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> str:
+    """In a sweep a failed job is recorded and the sweep goes on; a single run exits non-zero."""
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    try:
+        return train(cfg, run_dir, list(hc.overrides.task))["status"]
+    except (RunError, ConfigError) as err:
+        if hc.mode == RunMode.MULTIRUN:
+            log.error("job %s failed: %s", hc.job.num, err)
+            return "failed"
+        raise SystemExit(f"error: {err}") from None
+    except Exception:
+        if hc.mode != RunMode.MULTIRUN:
+            raise
+        log.exception("job %s crashed; the sweep goes on", hc.job.num)  # one bad job never sinks the others
+        return "failed"

@@ -1,0 +1,1 @@
+"""Named multiruns (experiments/*.yaml) and the tables that compare their runs."""

@@ -1,0 +1,53 @@
+"""The named-multirun catalogue: experiments/NAME.yaml, read without importing Hydra (keeps `list` fast)."""
+
+from dataclasses import dataclass
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from spikesweep import REPO_ROOT
+
+EXPERIMENTS_DIR = REPO_ROOT / "experiments"
+
+
+@dataclass(frozen=True)
+class NamedSweep:
+    name: str
+    description: str
+    paper: str | None
+    params: dict[str, str]
+
+    @property
+    def job_count(self) -> int:
+        """Grid size of the declared axes (command-line sweeps can change it)."""
+        count = 1
+        for values in self.params.values():
+            count *= len(split_values(values))
+        return count
+
+
+def split_values(values: Any) -> list[str]:
+    """Values of one sweep axis as Hydra reads a simple comma list ('a,b,c')."""
+    return [v.strip() for v in str(values).split(",")]
+
+
+def load(name: str) -> NamedSweep:
+    path = EXPERIMENTS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise KeyError(f"unknown named multirun '{name}'; valid: {', '.join(names())}")
+    data = yaml.safe_load(path.read_text()) or {}
+    meta = data.get("sweep", {})
+    params = (data.get("hydra", {}).get("sweeper", {}) or {}).get("params", {}) or {}
+    return NamedSweep(name, meta.get("description", ""), meta.get("paper"), {k: str(v) for k, v in params.items()})
+
+
+def names() -> list[str]:
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+
+
+def grid(params: dict[str, str]) -> list[list[str]]:
+    """Every job's overrides, in Hydra's basic-sweeper order (last axis varies fastest)."""
+    axes = [[f"{k}={v}" for v in split_values(vals)] for k, vals in params.items()]
+    return [list(job) for job in product(*axes)]

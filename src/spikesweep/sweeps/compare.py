@@ -1,0 +1,70 @@
+"""Tables of every run in a multirun (or any) directory, from the run directories alone: no wandb needed."""
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+COLUMNS = ["job", "overrides", "status", "final_top1", "best_top1", "epochs", "firing_rate", "wall_time_s"]
+
+
+def collect(root: Path) -> list[dict[str, Any]]:
+    """One row per run directory (a directory holding summary.json) under root, in job order."""
+    rows = []
+    for summary_path in sorted(root.rglob("summary.json"), key=_job_order):
+        run_dir = summary_path.parent
+        summary = json.loads(summary_path.read_text())
+        overrides_path = run_dir / "overrides.yaml"
+        overrides = yaml.safe_load(overrides_path.read_text()) if overrides_path.exists() else []
+        final, best = summary.get("final") or {}, summary.get("best") or {}
+        rows.append(
+            {
+                "job": str(run_dir.relative_to(root)) if run_dir != root else ".",
+                "overrides": " ".join(o for o in overrides if not o.startswith("+experiments=")),
+                "status": summary.get("status", "unknown"),
+                "final_top1": final.get("test_top1"),
+                "best_top1": best.get("test_top1"),
+                "epochs": summary.get("epochs"),
+                "firing_rate": final.get("firing_rate"),
+                "wall_time_s": summary.get("wall_time_s"),
+            }
+        )
+    return rows
+
+
+def _job_order(path: Path) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in path.parent.parts)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}" if abs(value) >= 0.1 or value == 0 else f"{value:.4f}"
+    return str(value)
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_fmt(row[c]) for c in COLUMNS) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def compare(root: Path) -> tuple[str, list[dict[str, Any]]]:
+    """Markdown table of the runs under root; writes root/compare.csv beside them."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such directory: {root}")
+    rows = collect(root)
+    if not rows:
+        raise FileNotFoundError(f"no runs (summary.json files) under {root}")
+    write_csv(rows, root / "compare.csv")
+    return to_markdown(rows), rows
