@@ -5,6 +5,7 @@ so class counts and input shapes can only come from the dataset.
 """
 
 import importlib
+import pkgutil
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -12,7 +13,6 @@ from torch import nn
 
 ModelBuilder = Callable[..., nn.Module]
 _BUILDERS: dict[str, ModelBuilder] = {}
-_MODULES = ("small_cnn",)
 
 
 def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
@@ -24,8 +24,10 @@ def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
 
 
 def _load_all() -> None:
-    for module in _MODULES:
-        importlib.import_module(f"spikesweep.models.{module}")
+    """Import every module of the package once: a new file registers itself, no list to edit."""
+    package = importlib.import_module("spikesweep.models")
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"spikesweep.models.{info.name}")
 
 
 def model_names() -> list[str]:
