@@ -18,15 +18,10 @@ def _offline_wandb(monkeypatch):
 
 
 def compose(*overrides: str, hydra_config: bool = False):
-    """The real primary config (plus experiments/ on the search path), as `spikesweep train` builds it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    """The real primary config (experiments/ on the search path), as `spikesweep train` builds it."""
+    from spikesweep.compose import compose_config
 
-    from spikesweep import resolvers
-
-    resolvers.register()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return hydra_compose("config", overrides=list(overrides), return_hydra_config=hydra_config)
+    return compose_config(list(overrides), hydra_config=hydra_config)
 
 
 def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
