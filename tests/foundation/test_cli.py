@@ -34,7 +34,7 @@ def test_dry_run_lists_jobs_without_running(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "6 jobs in 'demo'" in out.stdout
     assert not (tmp_path / "multirun").exists()
-    slurm = run_cli("sweep", "demo", "--dry-run", "hydra/launcher=submitit_slurm", "+cluster=example", cwd=tmp_path)
+    slurm = run_cli("sweep", "demo", "--dry-run", "hydra/launcher=slurm", "+cluster=example", cwd=tmp_path)
     assert "6 jobs in 'demo', at most 144.0 GPU-hours (1 GPU(s) x 1440 min per job)" in slurm.stdout, slurm.stderr
 
 
