@@ -14,15 +14,21 @@ running() {  # running PIDFILE NAME (as in up.sh)
   local pid; pid=$(cat "$1" 2>/dev/null) || return 1
   [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
 }
-stop() {  # stop PIDFILE NAME: TERM, up to 20 s grace, then KILL
-  if running "$1" "$2"; then
-    local pid; pid=$(cat "$1")
-    kill "$pid" 2>/dev/null
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    if kill -0 "$pid" 2>/dev/null; then say "$2 ($pid) ignored SIGTERM, killing"; kill -9 "$pid"; fi
-    say "stopped $2 ($pid)"
-  fi
-  rm -f "$1"
+any_alive() { local p; for p; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+stop() {  # stop PIDFILE:NAME...: TERM them all, then wait (each takes ~2 s to exit; in parallel
+          # that is ~2 s per group), KILL whatever ignores TERM for 20 s
+  local item pids=() names=()
+  for item; do
+    if running "${item%:*}" "${item#*:}"; then pids+=("$(cat "${item%:*}")"); names+=("${item#*:}"); fi
+    rm -f "${item%:*}"
+  done
+  ((${#pids[@]})) || return 0
+  kill "${pids[@]}" 2>/dev/null
+  for _ in $(seq 200); do any_alive "${pids[@]}" || break; sleep 0.1; done
+  for i in "${!pids[@]}"; do
+    if kill -0 "${pids[i]}" 2>/dev/null; then say "${names[i]} (${pids[i]}) ignored SIGTERM, killing"; kill -9 "${pids[i]}"; fi
+    say "stopped ${names[i]} (${pids[i]})"
+  done
 }
 
 # Cancel our jobs while slurmd still runs, so it reaps their processes: a job step left behind
@@ -37,12 +43,11 @@ if running "$BASE/run/slurmctld.pid" slurmctld; then
   fi
 fi
 
-# clients first, storage last: slurmctld flushes pending accounting records to slurmdbd on exit
-stop "$BASE/run/slurmd.pid" slurmd
-stop "$BASE/run/slurmctld.pid" slurmctld
-stop "$BASE/run/slurmdbd.pid" slurmdbd
-stop "$BASE/db/mysqld.pid" mariadbd
-stop "$BASE/munge/munged.pid" munged
+# in dependency order: slurmctld flushes pending accounting records to slurmdbd on exit, slurmdbd
+# needs MariaDB and munged until it has stopped
+stop "$BASE/run/slurmd.pid:slurmd" "$BASE/run/slurmctld.pid:slurmctld"
+stop "$BASE/run/slurmdbd.pid:slurmdbd"
+stop "$BASE/db/mysqld.pid:mariadbd" "$BASE/munge/munged.pid:munged"
 rm -f "$BASE/slurm.env"   # its presence means "cluster is up" to anyone sourcing it
 
 if [ "${1:-}" = --purge ]; then
