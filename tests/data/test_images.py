@@ -175,8 +175,8 @@ def test_imagenet_class_list_must_match_num_classes(data_dir):
 
 def test_imagenet_explicit_class_list_sets_the_labels(data_dir):
     wnids = list(SUBSETS["imagenette10"])[:3][::-1]
-    bundle = _build(data_dir, "dataset=imagenet_subset", "dataset.image_size=32", f"dataset.classes=[{','.join(wnids)}]",
-                    "dataset.num_classes=3", "dataset.input_shape=[3,32,32]")
+    bundle = _build(data_dir, "dataset=imagenet_subset", "dataset.image_size=32",
+                    f"dataset.classes=[{','.join(wnids)}]", "dataset.num_classes=3", "dataset.input_shape=[3,32,32]")
     assert bundle.train.classes == wnids
     assert [bundle.train[i][1] for i in range(3)] == [2, 1, 0]  # files sorted by folder; labels follow the list
 

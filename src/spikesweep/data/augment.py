@@ -61,7 +61,6 @@ A = TypeVar("A", ImageAugment, FrameAugment)
 def parse(kind: type[A], node: Mapping[str, Any] | None) -> A:
     """Read a dataset.augment node; a key this kind of dataset cannot use fails with its name."""
     node = dict(node or {})
-    node.pop("kind", None)
     known = {f.name for f in fields(kind)}
     unknown = sorted(set(node) - known)
     if unknown:

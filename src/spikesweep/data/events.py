@@ -109,7 +109,7 @@ class FrameFiles(Dataset):
         try:
             frames = torch.from_numpy(sj_utils.load_npz_frames(path))
         except (OSError, ValueError, KeyError) as err:
-            raise DataError(f"{path} is corrupt ({err}): delete its cache folder {path.parents[1]} and prepare again")
+            raise DataError(f"{path} is corrupt ({err}): delete its cache folder and run `spikesweep prepare`") from err
         if frames.shape[0] != self.T:
             frames = frames[: self.T]
             if frames.shape[0] < self.T:
@@ -233,7 +233,8 @@ def build_dvs128_gesture(
     if found != num_classes:
         raise DataError(f"dataset.num_classes={num_classes} but {base / 'events_np' / 'train'} holds {found} classes")
     samples = splits["train"] + splits["test"]
-    cached_items = frame_cache(samples, base / "events_np", Path(cache_dir), "dvs128_gesture", T, split_by, duration, size)
+    cached_items = frame_cache(samples, base / "events_np", Path(cache_dir), "dvs128_gesture", T, split_by, duration,
+                               size)
     n = len(splits["train"])
     transform = augmentation.FrameTransform(augmentation.parse(augmentation.FrameAugment, augment))
     train = FrameFiles(cached_items[:n], T, transform)
@@ -268,7 +269,8 @@ class BinnedSpikes(Dataset):
 
 
 def _build_audio(
-    name: str, resources: list[tuple[str, str, str]] | None, data_dir: Path, root: str, T: int, num_classes: int, dt_ms: float, channel_pool: int,
+    name: str, resources: list[tuple[str, str, str]] | None, data_dir: Path, root: str, T: int, num_classes: int,
+    dt_ms: float, channel_pool: int,
     verify_checksums: bool, make: Callable[[Path, str], Dataset], splits: tuple[str, str],
 ) -> DataBundle:
     if channel_pool < 1 or 700 % channel_pool:
@@ -309,7 +311,8 @@ def build_shd(
     verify_checksums: bool = True,
 ) -> DataBundle:
     """Spiking Heidelberg Digits: 700-channel cochlea spikes of 20 spoken digits (8,156 train, 2,264 test)."""
-    return _build_audio("shd", SpikingHeidelbergDigits.resource_url_md5(), data_dir, root, T, num_classes, dt_ms, channel_pool,
+    return _build_audio("shd", SpikingHeidelbergDigits.resource_url_md5(), data_dir, root, T, num_classes, dt_ms,
+                        channel_pool,
                         verify_checksums, lambda b, s: SpikingHeidelbergDigits(str(b), train=s == "train",
                                                                                  data_type="event"),
                         ("train", "test"))
