@@ -122,14 +122,10 @@ def cmd_compare(args: list[str]) -> int:
 
 def _compose(overrides: list[str]):
     """The config `spikesweep train` would run with these overrides (validated), without starting a run."""
-    from hydra import compose, initialize_config_dir
-
-    from spikesweep import resolvers
+    from spikesweep.compose import compose_config
     from spikesweep.config_schema import validate
 
-    resolvers.register()
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+    cfg = compose_config(overrides)
     validate(cfg)
     return cfg
 
