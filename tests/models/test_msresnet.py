@@ -1,0 +1,88 @@
+"""MS-ResNet + GAC: parameter counts against the paper, every encoding trains, the ImageNet variant's init."""
+
+import pytest
+import torch
+
+from spikesweep.data.registry import DatasetMeta
+from spikesweep.models.encoding import GatedAttentionCoding, latency, poisson, to_time_major
+from tests.models.helpers import build, lif, params, train_step
+
+CIFAR10 = DatasetMeta(num_classes=10, input_shape=(3, 32, 32), time_steps=6, temporal=False)
+IMAGENET = DatasetMeta(num_classes=1000, input_shape=(3, 224, 224), time_steps=4, temporal=False)
+TINY = DatasetMeta(num_classes=10, input_shape=(3, 16, 16), time_steps=2, temporal=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "meta", "encoding", "paper"),
+    [
+        ("msresnet18", CIFAR10, "gac", 12.63e6),
+        ("msresnet18", CIFAR10, "direct", 12.50e6),
+        ("msresnet18", IMAGENET, "direct", 11.69e6),
+        ("msresnet34", IMAGENET, "direct", 21.80e6),
+    ],
+)
+def test_parameter_count_matches_the_paper(name, meta, encoding, paper):
+    assert abs(params(build(name, meta, encoding=encoding)) - paper) / paper < 0.005
+
+
+@pytest.mark.parametrize("encoding", ["gac", "direct", "poisson", "latency"])
+def test_every_encoding_trains_one_step(encoding):
+    torch.manual_seed(0)
+    model = build("msresnet18", TINY, encoding=encoding)
+    logits = train_step(model, torch.randn(2, 3, 16, 16), TINY.num_classes)
+    assert logits.shape == (TINY.time_steps, 2, TINY.num_classes)
+
+
+def test_imagenet_variant_trains_and_starts_blocks_as_identities():
+    torch.manual_seed(0)
+    meta = DatasetMeta(num_classes=5, input_shape=(3, 64, 64), time_steps=2, temporal=False)
+    model = build("msresnet34", meta, encoding="direct")  # 64 px selects the ImageNet variant
+    assert model.stem[0].kernel_size == (7, 7)
+    for block in model.stages:
+        assert torch.all(block.conv1[1].weight == 0.5) and torch.all(block.conv2[1].weight == 0)
+    assert train_step(model, torch.randn(2, 3, 64, 64), 5).shape == (2, 2, 5)
+
+
+def test_variant_can_be_forced():
+    model = build("msresnet18", TINY, variant="imagenet", encoding="direct")
+    assert model.stem[0].kernel_size == (7, 7)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        ({"encoding": "rate"}, "unknown encoding 'rate'"),
+        ({"variant": "tiny"}, "unknown variant 'tiny'"),
+    ],
+)
+def test_misuse_fails_with_one_line(cfg, message):
+    with pytest.raises(ValueError, match=message):
+        build("msresnet18", TINY, **cfg)
+
+
+def test_spike_codes_refuse_temporal_input():
+    meta = DatasetMeta(num_classes=10, input_shape=(3, 16, 16), time_steps=2, temporal=True)
+    with pytest.raises(ValueError, match="needs static input"):
+        build("msresnet18", meta, encoding="poisson")
+
+
+def test_spike_codes_are_binary_and_latency_fires_once():
+    x = torch.randn(2, 3, 4, 4)
+    rate, first = poisson(x, 5), latency(x, 5)
+    assert rate.shape == first.shape == (5, 2, 3, 4, 4)
+    assert set(rate.unique().tolist()) <= {0.0, 1.0}
+    assert torch.all(first.sum(0) == 1)
+    brightest = x.flatten(1).argmax(1)
+    assert torch.all(first[0].flatten(1)[torch.arange(2), brightest] == 1)  # brightest input fires first
+    assert torch.equal(to_time_major(x, 3, False)[2], x)
+
+
+def test_gac_passes_only_where_the_encoder_spiked():
+    torch.manual_seed(0)
+    gac = GatedAttentionCoding(channels=4, time_steps=2, neuron=lif())
+    x = torch.randn(2, 2, 4, 6, 6)
+    out = gac(x)
+    silent = x[0] / 2 < 1.0  # first step of a fresh LIF (tau 2, decay_input): v = x / 2
+    assert out.shape == x.shape and torch.all(out[0][silent] == 0) and out[0][~silent].abs().sum() > 0
+    with pytest.raises(ValueError, match="built for"):
+        gac(torch.randn(3, 2, 4, 6, 6))
