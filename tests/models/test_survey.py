@@ -1,0 +1,65 @@
+"""The survey's networks: parameter counts, one training step on tiny inputs, the ANN twin, misuse."""
+
+import pytest
+import torch
+from torch import nn
+
+from spikesweep.data.registry import DatasetMeta
+from spikesweep.spiking import reset_states
+from tests.models.helpers import build, params, train_step
+
+CIFAR10 = DatasetMeta(num_classes=10, input_shape=(3, 32, 32), time_steps=4, temporal=False)
+
+
+def test_cf10_has_the_papers_parameter_count_in_both_forms():
+    assert params(build("survey_cf10", CIFAR10)) == 17_542_026
+    assert params(build("survey_cf10", CIFAR10, activation="relu")) == 17_542_026
+
+
+def test_scf10_head_reads_1024_features():
+    model = build("survey_scf10", DatasetMeta(10, (3, 32, 32), 32, False))
+    assert model.classifier[0].in_features == 1024
+
+
+@pytest.mark.parametrize(
+    ("name", "meta", "x"),
+    [
+        ("survey_cf10", DatasetMeta(10, (3, 8, 8), 2, False), torch.randn(2, 3, 8, 8)),
+        ("survey_scf10", DatasetMeta(10, (3, 8, 4), 4, False), torch.randn(2, 3, 8, 4)),
+        ("survey_scf10", DatasetMeta(10, (3, 8), 3, True), torch.randn(2, 3, 3, 8)),
+        ("survey_shd", DatasetMeta(20, (140,), 5, True), torch.randn(2, 5, 140)),
+    ],
+)
+@pytest.mark.parametrize("activation", ["spiking", "relu"])
+def test_trains_one_step(name, meta, x, activation):
+    torch.manual_seed(0)
+    model = build(name, meta, activation=activation)
+    steps = x.shape[1] if meta.temporal else meta.time_steps
+    assert train_step(model, x, meta.num_classes).shape == (steps, 2, meta.num_classes)
+    kinds = {type(m) for m in model.feature_layers}
+    assert (kinds == {nn.ReLU}) == (activation == "relu")
+
+
+def test_scf10_sees_one_column_per_step():
+    torch.manual_seed(0)
+    meta = DatasetMeta(10, (3, 8, 4), 4, False)
+    model = build("survey_scf10", meta).eval()
+    x = torch.randn(1, 3, 8, 4)
+    first = model(x)[0]
+    reset_states(model)
+    x[..., 1:] = 0  # later columns cannot change the first step's output
+    assert torch.allclose(model(x)[0], first)
+
+
+@pytest.mark.parametrize(
+    ("name", "meta", "cfg", "message"),
+    [
+        ("survey_cf10", CIFAR10, {"activation": "tanh"}, "unknown activation 'tanh'"),
+        ("survey_cf10", DatasetMeta(10, (3, 30, 30), 4, False), {}, "multiples of 4"),
+        ("survey_scf10", CIFAR10, {}, "set T=32"),
+        ("survey_shd", CIFAR10, {}, "needs temporal input"),
+    ],
+)
+def test_misuse_fails_with_one_line(name, meta, cfg, message):
+    with pytest.raises(ValueError, match=message):
+        build(name, meta, **cfg)
