@@ -60,6 +60,7 @@ class OptimizerSchema:
     blr: float | None = None
     weight_decay: float = 0.0
     momentum: float | None = None
+    nesterov: bool = False
     betas: list[float] | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
 

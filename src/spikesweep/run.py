@@ -73,16 +73,17 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
     from spikesweep.engine.loop import NonFiniteLossError, evaluate, fit, make_loaders, resolve_amp, resolve_device
     from spikesweep.models import build_model
     from spikesweep.spiking import build_neuron, build_surrogate
-    from spikesweep.tracking import JsonlTracker, TrackerGroup
+    from spikesweep.tracking import JsonlTracker, NullTracker, TrackerGroup
 
     validate(cfg)
     dist = init_distributed()
     run_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(run_dir / ".lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise RunError(f"another process is already running in {run_dir}; refusing to share its directory") from None
+    lock = FileLock(run_dir / ".lock")  # held by rank 0 only: the ranks of one job share the directory
+    if dist.is_main:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise RunError(f"another process is already running in {run_dir}; refusing to share it") from None
     started = time.time()
     summary: dict[str, Any] = {"status": "running", "run_dir": str(run_dir)}
     last = run_dir / "checkpoints" / "last.pt"
@@ -92,6 +93,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
         (run_dir / "git.txt").write_text(git_description())
+    if cfg.trainer.compile:  # a persistent compile cache: the second run of a shape starts fast
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(cfg.paths.cache_dir).resolve() / "inductor"))
     try:
         seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
         bundle = build_datasets(cfg.dataset, cfg.paths.data_dir)
@@ -114,7 +117,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         if cfg.get("ckpt"):
             source = Path(cfg.ckpt)
             ckpt.load_model_weights(model, ckpt.load(source), source)  # fine-tune from these weights
-        tracker = TrackerGroup(JsonlTracker(run_dir / "metrics.jsonl", None if resume is None else int(resume["epoch"])))
+        resume_epoch = None if resume is None else int(resume["epoch"])
+        tracker = TrackerGroup(JsonlTracker(run_dir / "metrics.jsonl", resume_epoch) if dist.is_main else NullTracker())
         wandb_id = resume.get("wandb_id") if resume else None
         if dist.is_main and cfg.logger.name == "wandb":
             from spikesweep.tracking.wandb_tracker import WandbTracker, new_run_id
@@ -159,7 +163,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         summary["wall_time_s"] = summary.get("wall_time_s", 0) + time.time() - started
         if dist.is_main:
             write_summary(run_dir, summary)
-        lock.release()
+        if lock.is_locked:
+            lock.release()
         shutdown_distributed()
 
 

@@ -166,6 +166,12 @@ def fit(
     start_epoch, best, final = 0, {"test_top1": -math.inf}, {}
     if resume is not None:
         ckpt.load_model_weights(model, resume, run_dir / "checkpoints" / "last.pt")
+        saved_groups = resume["optimizer"]["param_groups"]
+        if {k for g in saved_groups for k in g} != {k for g in optimizer.param_groups for k in g}:
+            raise ckpt.CheckpointError(
+                f"cannot resume: the optimizer state in {run_dir / 'checkpoints' / 'last.pt'} was written by "
+                f"another optimizer than optimizer={cfg['optimizer']['name']}"
+            )
         optimizer.load_state_dict(resume["optimizer"])
         scaler.load_state_dict(resume["scaler"])
         if ema is not None and resume.get("ema") is not None:

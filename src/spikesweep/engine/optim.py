@@ -17,19 +17,21 @@ def resolve_lr(cfg: Mapping[str, Any], effective_batch: int) -> float:
 
 
 def build_optimizer(model: torch.nn.Module, cfg: Mapping[str, Any], lr: float) -> torch.optim.Optimizer:
-    """Weight decay skips 1-D parameters (norms, biases) as every recipe we reproduce does."""
+    """Weight decay skips 1-D parameters (norms, biases) as every recipe we reproduce does.
+
+    timm's 'sgd' means Nesterov; the papers use plain momentum SGD, so `sgd` maps to timm's 'momentum'
+    unless `nesterov: true`.
+    """
+    name = cfg["name"]
+    if name == "sgd":
+        name = "nesterov" if cfg.get("nesterov") else "momentum"
     kwargs: dict[str, Any] = dict(cfg.get("kwargs") or {})
-    if cfg.get("momentum") is not None and cfg["name"] in ("sgd", "momentum", "nesterov"):
+    if cfg.get("momentum") is not None:
         kwargs["momentum"] = float(cfg["momentum"])
     if cfg.get("betas") is not None:
         kwargs["betas"] = tuple(cfg["betas"])
     return create_optimizer_v2(
-        model,
-        opt=cfg["name"],
-        lr=lr,
-        weight_decay=float(cfg.get("weight_decay", 0.0)),
-        filter_bias_and_bn=True,
-        **kwargs,
+        model, opt=name, lr=lr, weight_decay=float(cfg.get("weight_decay", 0.0)), filter_bias_and_bn=True, **kwargs
     )
 
 

@@ -12,6 +12,16 @@ class Tracker(Protocol):
     def finish(self, status: str) -> None: ...
 
 
+class NullTracker:
+    """What ranks other than 0 log to: one writer per run directory."""
+
+    def log(self, metrics: dict[str, Any], step: int) -> None:
+        del metrics, step
+
+    def finish(self, status: str) -> None:
+        del status
+
+
 class TrackerGroup:
     """Logs to every tracker; one that fails is reported once and dropped, training goes on.
 

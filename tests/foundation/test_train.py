@@ -1,0 +1,101 @@
+"""The real entry point (`spikesweep.run.train`) on the embedded digits, shrunk to a few steps."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from spikesweep.run import RunError, train
+from tests.conftest import SMOKE, compose
+
+
+def _train(run_dir: Path, *overrides: str) -> dict:
+    return train(compose(*SMOKE, *overrides), run_dir, list(overrides))
+
+
+def test_run_directory_holds_everything(tmp_path):
+    summary = _train(tmp_path, "trainer.epochs=2", "seed=3")
+    assert summary["status"] == "completed" and summary["epochs"] == 2
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["final"]["test_top1"] == summary["final"]["test_top1"]
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [0, 1]
+    for key in ("lr", "train_loss", "test_top1", "test_top5", "samples_per_s", "firing_rate"):
+        assert key in lines[0], key
+    assert 0 < lines[0]["firing_rate"] < 1
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["seed"] == 3
+    assert yaml.safe_load((tmp_path / "overrides.yaml").read_text()) == ["trainer.epochs=2", "seed=3"]
+    assert "commit:" in (tmp_path / "git.txt").read_text() and "dirty:" in (tmp_path / "git.txt").read_text()
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["config"]["seed"] == 3
+    assert (tmp_path / "checkpoints" / "best.pt").is_file()
+
+
+def test_batch_larger_than_dataset_is_refused(tmp_path):
+    with pytest.raises(RunError, match="exceeds the training set"):
+        _train(tmp_path, "trainer.batch_size=5000")
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"
+
+
+def test_eval_only_reproduces_the_checkpoint_accuracy(tmp_path):
+    trained = _train(tmp_path / "train", "trainer.epochs=2")
+    best = tmp_path / "train" / "checkpoints" / "best.pt"
+    evaluated = _train(tmp_path / "eval", "trainer.eval_only=true", f"ckpt={best}")
+    assert evaluated["final"]["test_top1"] == pytest.approx(trained["best"]["test_top1"])
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    _train(tmp_path / "a", "model.channels=[8,16]")
+    ckpt = tmp_path / "a" / "checkpoints" / "last.pt"
+    with pytest.raises(RunError, match="does not fit this model: .*shape mismatches"):
+        _train(tmp_path / "b", "trainer.eval_only=true", f"ckpt={ckpt}")
+
+
+def test_truncated_checkpoint_is_refused(tmp_path):
+    _train(tmp_path / "a")
+    ckpt = tmp_path / "a" / "checkpoints" / "last.pt"
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(ckpt.read_bytes()[:1000])
+    with pytest.raises(RunError, match="cannot load checkpoint"):
+        _train(tmp_path / "b", "trainer.eval_only=true", f"ckpt={bad}")
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    _train(tmp_path, "trainer.epochs=2", "trainer.max_steps_per_epoch=1")
+    last = tmp_path / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    state["epoch"] = 0  # pretend only the first epoch finished, so the resumed run trains again
+    torch.save(state, last)
+    good = last.read_bytes()
+    with pytest.raises(RunError, match="loss became (nan|inf)"):
+        _train(tmp_path, "trainer.epochs=2", "trainer.max_steps_per_epoch=3", "optimizer.lr=1e38")
+    assert last.read_bytes() == good
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and "loss became" in summary["error"]
+
+
+def test_wandb_offline_run_holds_the_logged_metrics(tmp_path):
+    from tests.foundation.wandb_records import history
+
+    summary = train(compose("trainer.epochs=2", "trainer.max_steps_per_epoch=3", "logger=wandb"), tmp_path, [])
+    run_files = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(run_files) == 1
+    rows = history(run_files[0])
+    assert [json.loads(r["test_top1"]) for r in rows] == pytest.approx(
+        [json.loads(line)["test_top1"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    )
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert run_files[0].name == f"run-{state['wandb_id']}.wandb"
+    assert summary["status"] == "completed"
+
+
+def test_resume_with_another_optimizer_is_refused(tmp_path):
+    _train(tmp_path, "trainer.epochs=2", "trainer.max_steps_per_epoch=1")
+    last = tmp_path / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    state["epoch"] = 0
+    torch.save(state, last)
+    with pytest.raises(RunError, match="another optimizer than optimizer=sgd"):
+        _train(tmp_path, "trainer.epochs=2", "optimizer=sgd")
