@@ -192,6 +192,8 @@ def fit(
     autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp else nullcontext
 
     for epoch in range(start_epoch, epochs):
+        if hasattr(model, "set_epoch"):  # schedules a model keeps itself (e.g. a kernel width); resume-safe
+            model.set_epoch(epoch)
         if isinstance(train_loader.sampler, DistributedSampler):
             train_loader.sampler.set_epoch(epoch)
         else:
