@@ -16,9 +16,10 @@ def test_cf10_has_the_papers_parameter_count_in_both_forms():
     assert params(build("survey_cf10", CIFAR10, activation="relu")) == 17_542_026
 
 
-def test_scf10_head_reads_1024_features():
-    model = build("survey_scf10", DatasetMeta(10, (3, 32, 32), 32, False))
-    assert model.classifier[0].in_features == 1024
+@pytest.mark.parametrize("meta", [DatasetMeta(10, (96,), 32, True), DatasetMeta(10, (3, 32, 32), 32, False)])
+def test_scf10_head_reads_1024_features(meta):
+    model = build("survey_scf10", meta)
+    assert model.classifier[0].in_features == 1024 and params(model) == 513_418
 
 
 @pytest.mark.parametrize(
@@ -26,7 +27,7 @@ def test_scf10_head_reads_1024_features():
     [
         ("survey_cf10", DatasetMeta(10, (3, 8, 8), 2, False), torch.randn(2, 3, 8, 8)),
         ("survey_scf10", DatasetMeta(10, (3, 8, 4), 4, False), torch.randn(2, 3, 8, 4)),
-        ("survey_scf10", DatasetMeta(10, (3, 8), 3, True), torch.randn(2, 3, 3, 8)),
+        ("survey_scf10", DatasetMeta(10, (24,), 3, True), torch.randn(2, 3, 24)),
         ("survey_shd", DatasetMeta(20, (140,), 5, True), torch.randn(2, 5, 140)),
     ],
 )
@@ -40,15 +41,18 @@ def test_trains_one_step(name, meta, x, activation):
     assert (kinds == {nn.ReLU}) == (activation == "relu")
 
 
-def test_scf10_sees_one_column_per_step():
+def test_scf10_sees_one_column_per_step_as_seq_cifar10_lays_it_out():
     torch.manual_seed(0)
-    meta = DatasetMeta(10, (3, 8, 4), 4, False)
-    model = build("survey_scf10", meta).eval()
-    x = torch.randn(1, 3, 8, 4)
-    first = model(x)[0]
-    reset_states(model)
-    x[..., 1:] = 0  # later columns cannot change the first step's output
-    assert torch.allclose(model(x)[0], first)
+    image = torch.randn(1, 3, 8, 4)
+    steps = image.permute(0, 3, 1, 2).reshape(1, 4, 24)  # seq_cifar10: step t = column t, channel-major
+    from_image = build("survey_scf10", DatasetMeta(10, (3, 8, 4), 4, False)).eval()
+    from_steps = build("survey_scf10", DatasetMeta(10, (24,), 4, True)).eval()
+    from_steps.load_state_dict(from_image.state_dict())
+    first = from_image(image)
+    reset_states(from_image)
+    assert torch.allclose(from_steps(steps), first, atol=1e-6)
+    image[..., 1:] = 0  # later columns cannot change the first step's output
+    assert torch.allclose(from_image(image)[0], first[0])
 
 
 @pytest.mark.parametrize(
@@ -57,6 +61,7 @@ def test_scf10_sees_one_column_per_step():
         ("survey_cf10", CIFAR10, {"activation": "tanh"}, "unknown activation 'tanh'"),
         ("survey_cf10", DatasetMeta(10, (3, 30, 30), 4, False), {}, "multiples of 4"),
         ("survey_scf10", CIFAR10, {}, "set T=32"),
+        ("survey_scf10", DatasetMeta(10, (95,), 32, True), {}, "do not split into 3 channels"),
         ("survey_shd", CIFAR10, {}, "needs temporal input"),
     ],
 )

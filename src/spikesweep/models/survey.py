@@ -83,31 +83,38 @@ def survey_cf10(
     return SurveyNet(_conv_stages(2, c, act), head, lambda x: to_time_major(x, meta.time_steps, meta.temporal), act)
 
 
-def _columns_as_steps(x: torch.Tensor, temporal: bool) -> torch.Tensor:
-    """Static [B, C, H, W] -> [W, B, C, H] (column t is step t); temporal [B, T, C, L] -> [T, B, C, L]."""
-    return x.transpose(0, 1).contiguous() if temporal else x.permute(3, 0, 1, 2).contiguous()
+def _columns_as_steps(x: torch.Tensor, temporal: bool, channels: int) -> torch.Tensor:
+    """Temporal [B, T, C*L] -> [T, B, C, L]; a static image [B, C, H, W] -> [W, B, C, H] (column t is step t)."""
+    if temporal:
+        return x.transpose(0, 1).reshape(x.shape[1], x.shape[0], channels, -1)
+    return x.permute(3, 0, 1, 2).contiguous()
 
 
 @register_model("survey_scf10")
 def survey_scf10(
-    neuron: Callable[..., nn.Module], meta: Any, activation: str = "spiking", hidden: int = 256
+    neuron: Callable[..., nn.Module], meta: Any, activation: str = "spiking", hidden: int = 256, in_channels: int = 3
 ) -> nn.Module:
-    """Sequential CIFAR: Conv1d over the 32 pixels of a column, one column per step (T=32)."""
+    """Sequential CIFAR: Conv1d along the 32 pixels of a column, one column per time step (T=32).
+
+    Takes seq_cifar10's steps (96 = 3 channels x 32 pixels, channel-major) or plain images with T = width.
+    """
     act = _Activations(neuron, activation, "survey_scf10")
     shape = meta.input_shape
-    if meta.temporal and len(shape) == 2:
-        c, length = shape
+    if meta.temporal and len(shape) == 1:
+        if shape[0] % in_channels:
+            raise ValueError(f"survey_scf10: {shape[0]} features per step do not split into {in_channels} channels")
+        c, length = in_channels, shape[0] // in_channels
     elif not meta.temporal and len(shape) == 3:
         c, length, width = shape
         if width != meta.time_steps:
             raise ValueError(f"survey_scf10 runs one step per image column: set T={width}, not {meta.time_steps}")
     else:
-        raise ValueError(f"survey_scf10 needs per-step (C, L) sequences or (C, H, W) images, got {shape}")
+        raise ValueError(f"survey_scf10 needs (C*L,) steps or (C, H, W) images, got {shape} (temporal={meta.temporal})")
     if length % 4:
         raise ValueError(f"survey_scf10 pools twice by 2: the per-step length must be a multiple of 4, got {length}")
     head = [layer.Linear(128 * (length // 4), hidden, step_mode="m"), act(),
             layer.Linear(hidden, meta.num_classes, step_mode="m")]
-    return SurveyNet(_conv_stages(1, c, act), head, lambda x: _columns_as_steps(x, meta.temporal), act)
+    return SurveyNet(_conv_stages(1, c, act), head, lambda x: _columns_as_steps(x, meta.temporal, c), act)
 
 
 @register_model("survey_shd")
