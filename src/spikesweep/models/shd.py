@@ -8,7 +8,6 @@ learning rate (`optimizer_groups`), the kernel width follows the epoch (`set_epo
 hooks the engine calls on any model that defines them.
 """
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +33,7 @@ class DelayedLinear(nn.Module):
             raise ValueError(f"max_delay must be >= 1 step, got {max_delay}")
         self.max_delay = max_delay
         self.weight = nn.Parameter(torch.empty(c_out, c_in))
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Linear's init
+        nn.init.kaiming_uniform_(self.weight, nonlinearity="relu")  # SNN-delays' init
         self.delay = nn.Parameter(torch.rand(c_out, c_in) * (max_delay - 1))
         self.register_buffer("sigma", torch.tensor(float(sigma)))
         self.register_buffer("taps", torch.arange(max_delay, dtype=torch.float32), persistent=False)
@@ -105,16 +104,29 @@ class DelaySNN(nn.Module):
         return [{"params": [m.delay for m in self.delayed_layers()], "lr": self.position_lr, "weight_decay": 0.0}]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, F] -> [T, B, K]
-        current = self.out(self.body(x.transpose(0, 1).contiguous()))
-        if self.readout == "membrane":
-            return current
-        # Non-spiking leaky membrane (decay_input), then SNN-delays' readout: sum over t of softmax(membrane).
-        # The sum is returned at every step so that the engine's mean over T is that sum.
-        decay, v, probs = 1.0 - 1.0 / self.readout_tau, torch.zeros_like(current[0]), torch.zeros_like(current[0])
-        for step in current:
-            v = decay * v + step / self.readout_tau
-            probs = probs + v.softmax(-1)
-        return probs.expand_as(current)
+        return readout(self.out(self.body(x.transpose(0, 1).contiguous())), self.readout, self.readout_tau)
+
+
+def readout(current: torch.Tensor, mode: str, tau: float) -> torch.Tensor:
+    """SNN-delays' output: a non-firing leaky membrane v <- (1 - 1/tau) v + I, read as sum_t softmax(v_t).
+
+    The sum is returned at every step, so the engine's mean over T is that sum (and its cross-entropy the
+    upstream loss). mode='membrane' returns the input currents unchanged.
+    """
+    if mode == "membrane":
+        return current
+    decay, v, probs = 1.0 - 1.0 / tau, torch.zeros_like(current[0]), torch.zeros_like(current[0])
+    for step in current:
+        v = decay * v + step
+        probs = probs + v.softmax(-1)
+    return probs.expand_as(current)
+
+
+def check_readout(model: str, mode: str, tau: float) -> None:
+    if mode not in READOUTS:
+        raise ValueError(f"{model}: unknown readout '{mode}'; valid: {', '.join(READOUTS)}")
+    if tau < 1.0:
+        raise ValueError(f"{model}: readout_tau is in steps and must be >= 1, got {tau}")
 
 
 @register_model("shd_delays")
@@ -134,11 +146,8 @@ def shd_delays(
 ) -> nn.Module:
     if not meta.temporal or len(meta.input_shape) != 1:
         raise ValueError(f"shd_delays needs temporal input with (F,) channels per step, got {meta.input_shape}")
-    if readout not in READOUTS:
-        raise ValueError(f"shd_delays: unknown readout '{readout}'; valid: {', '.join(READOUTS)}")
+    check_readout("shd_delays", readout, readout_tau)
     if not (sigma_start > 0 and sigma_end > 0 and sigma_epochs >= 1):
         raise ValueError("shd_delays: sigma_start and sigma_end must be > 0 and sigma_epochs >= 1")
-    if readout_tau < 1.0:
-        raise ValueError(f"shd_delays: readout_tau is in steps and must be >= 1, got {readout_tau}")
     return DelaySNN(neuron, meta.input_shape[0], meta.num_classes, hidden, layers, dropout, max_delay,
                     sigma_start, sigma_end, sigma_epochs, readout, readout_tau, position_lr)

@@ -6,7 +6,8 @@ ReLU: the ANN teacher of the distillation runs, same architecture, same paramete
 
 - survey_cf10: 2 x ([conv3x3 128 (no bias) + BN + neuron] x 3 + avgpool 2), Linear -> neuron -> Linear.
 - survey_scf10: the same with Conv1d/BN1d/AvgPool1d over an image's rows, one column per time step.
-- survey_shd: 140 -> 256 -> 256 -> classes, each hidden layer Linear + BN1d + neuron + dropout.
+- survey_shd: 140 -> 256 -> 256 -> classes, each hidden layer Linear + BN1d + neuron + dropout, read out
+  as SNN-delays does (sum over time of the softmax of a leaky membrane).
 
 Every model lists its activation modules in `feature_layers`, in order: the points feature
 distillation compares between teacher and student.
@@ -21,6 +22,8 @@ from torch import nn
 
 from spikesweep.models.encoding import to_time_major
 from spikesweep.models.registry import register_model
+from spikesweep.models.shd import check_readout
+from spikesweep.models.shd import readout as shd_readout
 
 ACTIVATIONS = ("spiking", "relu")
 
@@ -40,19 +43,26 @@ class _Activations:
 
 
 class SurveyNet(nn.Module):
-    """Feature stack then classifier, both multi-step; `to_steps` turns a batch into [T, B, ...]."""
+    """Feature stack then classifier, both multi-step; `to_steps` turns a batch into [T, B, ...], `to_logits`
+    (if any) turns the classifier's per-step output into the logits the engine averages."""
 
     def __init__(
-        self, features: list[nn.Module], classifier: list[nn.Module], to_steps: Callable, act: _Activations
+        self,
+        features: list[nn.Module],
+        classifier: list[nn.Module],
+        to_steps: Callable[[torch.Tensor], torch.Tensor],
+        act: _Activations,
+        to_logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         self.features = nn.Sequential(*features)
         self.classifier = nn.Sequential(*classifier)
-        self.to_steps = to_steps
+        self.to_steps, self.to_logits = to_steps, to_logits
         self.feature_layers = act.made
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(self.to_steps(x)).flatten(2))
+        out = self.classifier(self.features(self.to_steps(x)).flatten(2))
+        return out if self.to_logits is None else self.to_logits(out)
 
 
 def _conv_stages(dims: int, c_in: int, act: _Activations, width: int = 128) -> list[nn.Module]:
@@ -125,9 +135,15 @@ def survey_shd(
     hidden: int = 256,
     layers: int = 2,
     dropout: float = 0.4,
+    readout: str = "softmax_sum",
+    readout_tau: float = 1.005,
 ) -> nn.Module:
-    """Spiking Heidelberg Digits without delays: [Linear (no bias, BN follows) + BN1d + neuron + dropout] x 2."""
+    """SHD without delays: [Linear + BN1d + neuron + dropout] x 2, Linear, leaky-membrane readout.
+
+    No biases and He-uniform weights, as the survey's SHD code (built on SNN-delays) has them.
+    """
     act = _Activations(neuron, activation, "survey_shd")
+    check_readout("survey_shd", readout, readout_tau)
     if not meta.temporal or len(meta.input_shape) != 1:
         raise ValueError(f"survey_shd needs temporal input with (F,) channels per step, got {meta.input_shape}")
     stack: list[nn.Module] = []
@@ -136,5 +152,9 @@ def survey_shd(
         stack += [layer.Linear(prev, hidden, bias=False, step_mode="m"), layer.BatchNorm1d(hidden, step_mode="m"),
                   act(), layer.Dropout(dropout, step_mode="m")]
         prev = hidden
-    head = [layer.Linear(prev, meta.num_classes, step_mode="m")]
-    return SurveyNet(stack, head, lambda x: x.transpose(0, 1).contiguous(), act)
+    head = [layer.Linear(prev, meta.num_classes, bias=False, step_mode="m")]
+    for m in [*stack, *head]:
+        if isinstance(m, nn.Linear):
+            nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")
+    return SurveyNet(stack, head, lambda x: x.transpose(0, 1).contiguous(), act,
+                     lambda current: shd_readout(current, readout, readout_tau))
