@@ -6,6 +6,7 @@ reset after every batch, so batches are independent samples as in every recipe w
 
 import logging
 import math
+import random
 import sys
 import time
 from collections.abc import Mapping
@@ -198,8 +199,8 @@ def fit(
             train_loader.sampler.set_epoch(epoch)
         else:
             train_loader.generator.manual_seed(seed * 100_003 + epoch)  # same order whether resumed or not
-        if mixup is not None and tcfg["mixup"]["off_epoch"] is not None:
-            mixup.mixup_enabled = epoch < int(tcfg["mixup"]["off_epoch"])
+        if mixup is not None:
+            mixup.mixup_enabled = _mixup_active(tcfg["mixup"], epoch, seed)
         net.train()
         t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
         for step, (x, y) in enumerate(_progress(train_loader, steps_per_epoch, f"epoch {epoch}")):
@@ -270,6 +271,16 @@ def fit(
     return FitResult(status="completed", epochs_done=epochs, final=final, best=best)
 
 
+def _mixup_active(m: Mapping[str, Any], epoch: int, seed: int) -> bool:
+    """Off from off_epoch on; with per_epoch, one draw of probability `prob` decides the whole epoch.
+
+    The per-epoch draw is seeded by (seed, epoch), so a resumed run makes the same choices.
+    """
+    if m["off_epoch"] is not None and epoch >= int(m["off_epoch"]):
+        return False
+    return not m.get("per_epoch") or random.Random(seed * 100_003 + epoch).random() < float(m["prob"])
+
+
 def _build_mixup(tcfg: Mapping[str, Any], num_classes: int) -> Mixup | None:
     m = tcfg["mixup"]
     if not (m["mixup_alpha"] > 0 or m["cutmix_alpha"] > 0):
@@ -277,7 +288,7 @@ def _build_mixup(tcfg: Mapping[str, Any], num_classes: int) -> Mixup | None:
     return Mixup(
         mixup_alpha=float(m["mixup_alpha"]),
         cutmix_alpha=float(m["cutmix_alpha"]),
-        prob=float(m["prob"]),
+        prob=1.0 if m.get("per_epoch") else float(m["prob"]),  # per_epoch: `prob` is spent on the epoch draw
         switch_prob=float(m["switch_prob"]),
         mode=m["mode"],
         label_smoothing=float(tcfg["label_smoothing"]),
