@@ -5,7 +5,7 @@ import torch
 
 from spikesweep.data.registry import DatasetMeta
 from spikesweep.models.encoding import GatedAttentionCoding, latency, poisson, to_time_major
-from tests.models.helpers import build, lif, params, train_step
+from tests.models.helpers import build, compose_recipe, lif, params, recipe_model, train_step
 
 CIFAR10 = DatasetMeta(num_classes=10, input_shape=(3, 32, 32), time_steps=6, temporal=False)
 IMAGENET = DatasetMeta(num_classes=1000, input_shape=(3, 224, 224), time_steps=4, temporal=False)
@@ -100,3 +100,21 @@ def test_per_epoch_cutmix_draw_is_one_choice_per_epoch_and_reproducible():
     trainer = {"label_smoothing": 0.0, "mixup": {"mixup_alpha": 0.0, "cutmix_alpha": 1.0, "prob": 0.5,
                                                  "switch_prob": 0.5, "mode": "batch", **upstream}}
     assert _build_mixup(trainer, 10).mix_prob == 1.0  # an active epoch mixes every batch
+
+
+@pytest.mark.parametrize(
+    ("recipe", "depth", "variant"),
+    [
+        ("gac_msresnet18_cifar10", 18, "cifar"),
+        ("gac_msresnet18_cifar100", 18, "cifar"),
+        ("gac_msresnet18_imagenet", 18, "imagenet"),
+        ("gac_msresnet34_imagenet", 34, "imagenet"),
+    ],
+)
+def test_recipe_composes_and_builds(recipe, depth, variant):
+    cfg = compose_recipe(recipe)
+    assert cfg.model.name == f"msresnet{depth}" and cfg.model.variant == variant and cfg.model.encoding == "gac"
+    assert cfg.optimizer.lr == 0.1 and cfg.trainer.epochs == 250 and cfg.trainer.mixup.cutmix_alpha == 1.0
+    assert cfg.trainer.mixup.per_epoch is False
+    model = recipe_model(cfg)
+    assert model.gac is not None and model.gac.time_steps == cfg.dataset.T

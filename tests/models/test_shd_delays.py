@@ -13,7 +13,7 @@ from spikesweep.engine.optim import build_optimizer, build_scheduler
 from spikesweep.models.shd import DelayedLinear
 from spikesweep.tracking import NullTracker
 from tests.conftest import compose
-from tests.models.helpers import build, train_step
+from tests.models.helpers import build, compose_recipe, recipe_model, train_step
 
 META = DatasetMeta(num_classes=3, input_shape=(8,), time_steps=6, temporal=True)
 TINY = {"hidden": 8, "max_delay": 4, "sigma_epochs": 2}
@@ -99,3 +99,9 @@ def test_a_real_fit_calls_the_epoch_hook(tmp_path):
 def test_misuse_fails_with_one_line(meta, cfg, message):
     with pytest.raises(ValueError, match=message):
         build("shd_delays", meta, **cfg)
+
+
+def test_recipe_composes_and_builds():
+    cfg = compose_recipe("shd_delays")
+    assert cfg.optimizer.name == "adam" and cfg.model.position_lr == 0.1 and cfg.surrogate.alpha == 5.0
+    assert len(recipe_model(cfg).delayed_layers()) == 3

@@ -6,7 +6,7 @@ from torch import nn
 
 from spikesweep.data.registry import DatasetMeta
 from spikesweep.spiking import reset_states
-from tests.models.helpers import build, params, train_step
+from tests.models.helpers import build, compose_recipe, params, recipe_model, train_step
 
 CIFAR10 = DatasetMeta(num_classes=10, input_shape=(3, 32, 32), time_steps=4, temporal=False)
 
@@ -68,3 +68,22 @@ def test_scf10_sees_one_column_per_step_as_seq_cifar10_lays_it_out():
 def test_misuse_fails_with_one_line(name, meta, cfg, message):
     with pytest.raises(ValueError, match=message):
         build(name, meta, **cfg)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "model", "activation", "T"),
+    [
+        ("survey_cf10", "survey_cf10", "spiking", 4),
+        ("survey_cf10_ann", "survey_cf10", "relu", 1),
+        ("survey_scf10", "survey_scf10", "spiking", 32),
+        ("survey_shd", "survey_shd", "spiking", None),
+    ],
+)
+def test_recipe_composes_and_builds(recipe, model, activation, T):
+    cfg = compose_recipe(recipe)
+    assert cfg.model.name == model and cfg.model.activation == activation
+    if T is not None:
+        assert cfg.dataset.T == T
+    built = recipe_model(cfg)
+    if recipe.startswith("survey_cf10"):
+        assert params(built) == 17_542_026
