@@ -118,3 +118,10 @@ def test_recipe_composes_and_builds(recipe, depth, variant):
     assert cfg.trainer.mixup.per_epoch is False
     model = recipe_model(cfg)
     assert model.gac is not None and model.gac.time_steps == cfg.dataset.T
+
+
+def test_named_multiruns_cover_the_papers_tables():
+    from spikesweep.sweeps import catalogue
+
+    assert catalogue.load("gac_msresnet_cifar").job_count == 6
+    assert catalogue.load("gac_msresnet_imagenet").job_count == 4
