@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from timm.data import Mixup
@@ -35,6 +35,16 @@ log = logging.getLogger(__name__)
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the run stops and keeps its last good checkpoint."""
+
+
+class TrainingMethod(Protocol):
+    """A training paradigm beyond plain BPTT (e.g. distillation), from the `method` config group."""
+
+    def attach(self, model: nn.Module, device: torch.device) -> None:
+        """Called once, after the model is on its device and before the first step."""
+
+    def loss(self, x: torch.Tensor, logits: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+        """The loss to minimise, given the batch, the model's T-mean logits and the engine's loss on them."""
 
 
 @dataclass
@@ -140,6 +150,7 @@ def fit(
     seed: int,
     checkpoint_extra: dict[str, Any],
     resume: dict[str, Any] | None,
+    method: TrainingMethod | None = None,
 ) -> FitResult:
     """Train for cfg.trainer.epochs, evaluating and checkpointing every epoch.
 
@@ -182,6 +193,8 @@ def fit(
         final = dict(resume["metrics"])
         log.info("resuming from epoch %d (best top-1 so far %.2f)", start_epoch, best["test_top1"])
 
+    if method is not None:
+        method.attach(model, device)
     net = DistributedDataParallel(model) if dist.enabled else model
     if tcfg["compile"]:
         net = torch.compile(net)
@@ -213,6 +226,8 @@ def fit(
             with autocast():
                 logits = net(x).float().mean(0)
                 loss = criterion(logits, target)
+                if method is not None:
+                    loss = method.loss(x, logits, loss)
             stop = broadcast_flag(not torch.isfinite(loss).item(), dist)
             if stop:
                 raise NonFiniteLossError(f"loss became {loss.item()} at epoch {epoch}, step {step}")
