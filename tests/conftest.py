@@ -17,7 +17,7 @@ def _offline_wandb(monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
 
 
-def compose(*overrides: str):
+def compose(*overrides: str, hydra_config: bool = False):
     """The real primary config (plus experiments/ on the search path), as `spikesweep train` builds it."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -26,7 +26,7 @@ def compose(*overrides: str):
 
     resolvers.register()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return hydra_compose("config", overrides=list(overrides), return_hydra_config=False)
+        return hydra_compose("config", overrides=list(overrides), return_hydra_config=hydra_config)
 
 
 def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
