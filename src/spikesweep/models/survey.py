@@ -5,7 +5,7 @@ place neurons; which neuron runs is the `neuron` group's choice. `activation=rel
 ReLU: the ANN teacher of the distillation runs, same architecture, same parameter count.
 
 - survey_cf10: 2 x ([conv3x3 128 (no bias) + BN + neuron] x 3 + avgpool 2), Linear -> neuron -> Linear.
-- survey_scf10: the same with Conv1d/BN1d/AvgPool1d over an image's rows, one column per time step.
+- survey_scf10: the same with Conv1d/BN1d/AvgPool1d along the pixels of a column, one column per time step.
 - survey_shd: 140 -> 256 -> 256 -> classes, each hidden layer Linear + BN1d + neuron + dropout, read out
   as SNN-delays does (sum over time of the softmax of a leaky membrane).
 
