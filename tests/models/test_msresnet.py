@@ -125,3 +125,13 @@ def test_named_multiruns_cover_the_papers_tables():
 
     assert catalogue.load("gac_msresnet_cifar").job_count == 6
     assert catalogue.load("gac_msresnet_imagenet").job_count == 4
+
+
+def test_the_entry_point_trains_gac_msresnet_on_the_embedded_digits(tmp_path):
+    from spikesweep.run import train
+    from tests.conftest import SMOKE, compose
+
+    overrides = (*SMOKE, "model=msresnet18", "model.encoding=gac", "dataset.T=2", "trainer.max_steps_per_epoch=1",
+                 "trainer.batch_size=4", "optimizer=sgd")
+    summary = train(compose(*overrides), tmp_path, list(overrides))
+    assert summary["status"] == "completed" and summary["params"] > 12e6
