@@ -16,7 +16,7 @@ def test_submitit_local_sweep_lands_in_one_sweep_dir(tmp_path):
 
 
 def test_slurm_launcher_defaults_requeue_and_profiles_fit():
-    cfg = compose("hydra/launcher=submitit_slurm", "+cluster=example", hydra_config=True)
+    cfg = compose("hydra/launcher=slurm", "+cluster=example", hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher.max_num_timeout >= 10  # the plugin's default 0 would never requeue a preempted job
     assert launcher.partition == "gpu" and launcher.gpus_per_node == 1 and launcher.tasks_per_node == 1
