@@ -51,7 +51,7 @@ def test_failed_job_does_not_sink_the_sweep(tmp_path):
 def test_unknown_option_lists_the_valid_ones(tmp_path):
     out = run_cli("train", "model=nope", cwd=tmp_path)
     assert out.returncode == 2
-    assert "error: unknown model 'nope'; valid: small_cnn" in out.stderr
+    assert "error: unknown model 'nope'; valid: " in out.stderr and "small_cnn" in out.stderr
 
 
 def test_misspelled_key_is_named(tmp_path):
@@ -74,7 +74,7 @@ def test_run_error_is_one_line_and_nonzero(tmp_path):
 
 def test_unknown_named_multirun(tmp_path):
     out = run_cli("sweep", "nope", cwd=tmp_path)
-    assert out.returncode == 2 and "unknown named multirun 'nope'; valid: demo" in out.stderr
+    assert out.returncode == 2 and "unknown named multirun 'nope'; valid: " in out.stderr and "demo" in out.stderr
 
 
 def test_compare_on_empty_dir(tmp_path):
