@@ -14,6 +14,8 @@ commands:
   sweep NAME [overrides...] [--dry-run]   the named multirun experiments/NAME.yaml
   list                                the named multiruns
   compare DIR                         table of every run under DIR (markdown; CSV written beside)
+  info [overrides...]                 params, FLOPs, SOPs and energy at init, memory per sample, e.g.
+                                      `spikesweep info model=sdtv3_s dataset=cifar10`
 """
 
 
@@ -105,7 +107,34 @@ def cmd_compare(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "list": cmd_list, "compare": cmd_compare}
+def cmd_info(args: list[str]) -> int:
+    """Inspect a model on a dataset's input shape without training (the dataset's meta comes from its builder)."""
+    from hydra import compose, initialize_config_dir
+
+    from spikesweep import resolvers
+    from spikesweep.data import build_datasets
+    from spikesweep.metrics.energy import profile
+    from spikesweep.models import build_model
+    from spikesweep.spiking import build_neuron, build_surrogate
+
+    resolvers.register()
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=args)
+    try:
+        meta = build_datasets(cfg.dataset, cfg.paths.data_dir).meta
+        model = build_model(cfg.model, build_neuron(cfg.neuron, build_surrogate(cfg.surrogate)), meta)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    stats = profile(model, tuple(meta.input_shape), meta.time_steps, meta.temporal)
+    print(f"| {cfg.model.name} on {cfg.dataset.name} (T={meta.time_steps}, input {tuple(meta.input_shape)}, "
+          f"{meta.num_classes} classes) | value |\n|---|---|")
+    for key, value in stats.items():
+        print(f"| {key} | {value:.4g} |")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "list": cmd_list, "compare": cmd_compare, "info": cmd_info}
 
 
 def main(argv: list[str] | None = None) -> int:
