@@ -6,6 +6,7 @@ a crash at any point leaves either the previous complete file or the new complet
 
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,14 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # disk full, quota, size limit (torch reports these as RuntimeError)
+        Path(tmp).unlink(missing_ok=True)
+        reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
+        free_mb = shutil.disk_usage(path.parent).free / 2**20
+        raise CheckpointError(
+            f"could not write checkpoint {path} ({free_mb:.0f} MiB free on its disk): {reason}; "
+            "the previous checkpoint is intact"
+        ) from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

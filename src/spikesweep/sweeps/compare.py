@@ -22,7 +22,7 @@ def collect(root: Path) -> list[dict[str, Any]]:
         rows.append(
             {
                 "job": str(run_dir.relative_to(root)) if run_dir != root else ".",
-                "overrides": " ".join(o for o in overrides if not o.startswith("+experiments=")),
+                "overrides": [o for o in overrides if not o.startswith("+experiments=")],
                 "status": summary.get("status", "unknown"),
                 "final_top1": final.get("test_top1"),
                 "best_top1": best.get("test_top1"),
@@ -31,7 +31,16 @@ def collect(root: Path) -> list[dict[str, Any]]:
                 "wall_time_s": summary.get("wall_time_s"),
             }
         )
-    return rows
+    return _keep_varying(rows)
+
+
+def _keep_varying(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Show only the overrides that tell the jobs apart (the sweep axes); all of them for a single run."""
+    if len(rows) > 1:
+        shared = set.intersection(*(set(r["overrides"]) for r in rows))
+    else:
+        shared = set()
+    return [r | {"overrides": " ".join(o for o in r["overrides"] if o not in shared)} for r in rows]
 
 
 def _job_order(path: Path) -> tuple:

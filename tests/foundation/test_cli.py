@@ -1,0 +1,74 @@
+"""The command line, run for real in a subprocess: sweeps, tables, and one-line errors."""
+
+import csv
+
+from tests.conftest import run_cli
+
+
+def test_list_shows_the_demo(tmp_path):
+    out = run_cli("list", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "demo" in out.stdout and "6 jobs" in out.stdout
+
+
+def test_demo_sweep_runs_every_job_and_compares(tmp_path):
+    out = run_cli("sweep", "demo", "trainer.epochs=1", "trainer.max_steps_per_epoch=2", "logger=none", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "6 succeeded, 0 failed" in out.stdout
+    sweep_dirs = list((tmp_path / "multirun" / "demo").iterdir())
+    assert len(sweep_dirs) == 1
+    jobs = sorted(p.name for p in sweep_dirs[0].iterdir() if p.is_dir() and p.name.isdigit())
+    assert jobs == ["0", "1", "2", "3", "4", "5"]
+    table = run_cli("compare", str(sweep_dirs[0]), cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.count("| completed |") == 6
+    with (sweep_dirs[0] / "compare.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {r["overrides"] for r in rows} == {
+        f"surrogate={s} seed={seed}" for s in ("sigmoid", "atan", "piecewise_quadratic") for seed in (0, 1)
+    }
+
+
+def test_dry_run_lists_jobs_without_running(tmp_path):
+    out = run_cli("sweep", "demo", "--dry-run", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "6 jobs in 'demo'" in out.stdout
+    assert not (tmp_path / "multirun").exists()
+
+
+def test_failed_job_does_not_sink_the_sweep(tmp_path):
+    out = run_cli(
+        "sweep", "demo", "trainer.epochs=1", "trainer.max_steps_per_epoch=1", "logger=none",
+        "trainer.batch_size=64,5000", "hydra.sweeper.params.surrogate=atan", "hydra.sweeper.params.seed=0",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 1
+    assert "1 succeeded, 1 failed" in out.stdout
+
+
+def test_unknown_option_lists_the_valid_ones(tmp_path):
+    out = run_cli("train", "model=nope", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "model/nope" in out.stderr and "small_cnn" in out.stderr
+
+
+def test_misspelled_key_is_named(tmp_path):
+    out = run_cli("train", "trainer.epochz=3", cwd=tmp_path)
+    assert out.returncode != 0 and "epochz" in out.stderr
+
+
+def test_run_error_is_one_line_and_nonzero(tmp_path):
+    out = run_cli("train", "dataset.T=0", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "error: dataset.T=0 (time steps) must be an integer >= 1" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_unknown_named_multirun(tmp_path):
+    out = run_cli("sweep", "nope", cwd=tmp_path)
+    assert out.returncode == 2 and "unknown named multirun 'nope'; valid: demo" in out.stderr
+
+
+def test_compare_on_empty_dir(tmp_path):
+    out = run_cli("compare", str(tmp_path), cwd=tmp_path)
+    assert out.returncode == 2 and "no runs" in out.stderr

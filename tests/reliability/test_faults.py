@@ -1,0 +1,96 @@
+"""Faults a shared, preemptible cluster produces: full disks, double-booked directories, hostile files."""
+
+import json
+import os
+import pickle
+import resource
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+from filelock import FileLock
+
+from spikesweep.run import RunError, train
+from tests.conftest import SMOKE, compose
+
+
+def test_disk_full_during_checkpoint_keeps_the_previous_one(tmp_path):
+    base = [sys.executable, "-m", "spikesweep.cli", "train", *SMOKE, f"hydra.run.dir={tmp_path}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(base, env=env, check=True, capture_output=True, timeout=300)
+    last = tmp_path / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+
+    def limit_file_size():  # writes past 64 KiB fail with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    out = subprocess.run(
+        [*base, "trainer.epochs=2"], env=env, capture_output=True, text=True, timeout=300, preexec_fn=limit_file_size
+    )
+    assert out.returncode != 0
+    assert "could not write checkpoint" in out.stderr and "the previous checkpoint is intact" in out.stderr
+    assert last.read_bytes() == before
+    assert not list(last.parent.glob(".*.tmp")), "no temporary file may be left behind"
+
+
+def test_second_job_in_a_busy_directory_is_refused(tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    with FileLock(tmp_path / ".lock"):
+        with pytest.raises(RunError, match="another process is already running"):
+            train(compose(*SMOKE), tmp_path, [])
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_checkpoint_that_would_run_code_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"model": _Exploit()}))
+    with pytest.raises(RunError, match="cannot load checkpoint"):
+        train(compose(*SMOKE, "trainer.eval_only=true", f"ckpt={evil}"), tmp_path / "run", [])
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_api_key_never_reaches_run_files(tmp_path, monkeypatch):
+    secret = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setenv("WANDB_API_KEY", secret)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    train(compose(*SMOKE[:2], "logger=wandb"), tmp_path, [])
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def test_failing_remote_logger_is_reported_once_and_training_goes_on(tmp_path, caplog):
+    from spikesweep.tracking import JsonlTracker, TrackerGroup
+
+    class Broken:
+        calls = 0
+
+        def log(self, metrics, step):
+            Broken.calls += 1
+            raise ConnectionError("wandb unreachable")
+
+        def finish(self, status):
+            raise ConnectionError("wandb unreachable")
+
+    group = TrackerGroup(JsonlTracker(tmp_path / "m.jsonl"), Broken())
+    for epoch in range(3):
+        group.log({"test_top1": float(epoch)}, epoch)
+    group.finish("completed")
+    assert Broken.calls == 1
+    assert [json.loads(line)["epoch"] for line in (tmp_path / "m.jsonl").read_text().splitlines()] == [0, 1, 2]
+    assert sum("failed and is disabled" in r.message for r in caplog.records) == 1
+
+
+def test_loaded_checkpoint_holds_only_plain_data(tmp_path):
+    train(compose(*SMOKE), tmp_path, [])
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert isinstance(state["config"], dict) and isinstance(state["rng"]["torch"], torch.Tensor)
