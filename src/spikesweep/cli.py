@@ -16,6 +16,8 @@ commands:
   compare DIR                         table of every run under DIR (markdown; CSV written beside)
   info [overrides...]                 params, FLOPs, SOPs and energy at init, memory per sample, e.g.
                                       `spikesweep info model=sdtv3_s dataset=cifar10`
+  verify-spikes CKPT [--batches N]    a trained model's logits with integer spikes vs. each integer k sent
+                                      as k binary spikes over sub-steps (SDT v3's claim); exit 1 on mismatch
 """
 
 
@@ -134,7 +136,48 @@ def cmd_info(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "list": cmd_list, "compare": cmd_compare, "info": cmd_info}
+def cmd_verify_spikes(args: list[str]) -> int:
+    """Rebuild a run's model from the config stored in its checkpoint and compare the two spike codings."""
+    import torch
+
+    from spikesweep.data import build_datasets
+    from spikesweep.engine import checkpoint as ckpt
+    from spikesweep.metrics.spike_expansion import verify_expansion
+    from spikesweep.models import build_model
+    from spikesweep.spiking import build_neuron, build_surrogate
+
+    parser = argparse.ArgumentParser(prog="spikesweep verify-spikes")
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--batches", type=int, default=2, help="test batches of 16 samples to compare")
+    parser.add_argument("--atol", type=float, default=1e-4)
+    parser.add_argument("--rtol", type=float, default=1e-4)
+    opts = parser.parse_args(args)
+    try:
+        state = ckpt.load(opts.checkpoint)
+        cfg = state["config"]
+        bundle = build_datasets(cfg["dataset"], cfg["paths"]["data_dir"])
+        model = build_model(cfg["model"], build_neuron(cfg["neuron"], build_surrogate(cfg["surrogate"])), bundle.meta)
+        ckpt.load_model_weights(model, state, opts.checkpoint)
+    except (ckpt.CheckpointError, KeyError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    loader = torch.utils.data.DataLoader(bundle.test, batch_size=16)
+    batches = [x for x, _ in (b for _, b in zip(range(opts.batches), loader))]
+    check = verify_expansion(model, batches, opts.atol, opts.rtol)
+    print(f"{cfg['model']['name']}: {check.expanded_layers} layers expanded, up to {check.max_substeps} binary "
+          f"sub-steps; max |logit difference| {check.max_abs_diff:.3g} (max |logit| {check.max_abs_logit:.3g}, "
+          f"tolerance {check.atol:g} + {check.rtol:g} x max |logit|): {'MATCH' if check.match else 'MISMATCH'}")
+    return 0 if check.match else 1
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "sweep": cmd_sweep,
+    "list": cmd_list,
+    "compare": cmd_compare,
+    "info": cmd_info,
+    "verify-spikes": cmd_verify_spikes,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,9 @@
 
 from types import SimpleNamespace
 
+import torch
+from spikingjelly.activation_based import base
+
 from spikesweep.spiking import build_neuron, build_surrogate
 
 
@@ -16,3 +19,18 @@ def meta(num_classes=10, shape=(3, 32, 32), time_steps=1, temporal=False):
 
 def count(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+class IntegerSpike(base.MemoryModule):
+    """Stand-in for an integer neuron in tests: round(clamp(x, 0, D)) / norm, one event worth 1/norm."""
+
+    def __init__(self, max_value: int = 4, norm: float = 4.0) -> None:
+        super().__init__()
+        self.max_value, self.spike_unit = max_value, 1.0 / norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(0, self.max_value).round() * self.spike_unit
+
+
+def integer_spike(**overrides) -> IntegerSpike:
+    return IntegerSpike(**overrides)

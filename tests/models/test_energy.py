@@ -2,21 +2,11 @@
 
 import pytest
 import torch
-from spikingjelly.activation_based import base
 from torch import nn
 
 from spikesweep.metrics.energy import E_AC_PJ, E_MAC_PJ, EnergyMonitor, profile
 from spikesweep.models import build_model
-from tests.models.helpers import lif, meta
-
-
-class Quantiser(base.MemoryModule):
-    """Stands in for an integer neuron: round(clamp(x, 0, 4)) / 4, one event worth 1/4."""
-
-    spike_unit = 0.25
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.clamp(0, 4).round() / 4
+from tests.models.helpers import IntegerSpike, lif, meta
 
 
 class Tiny(nn.Module):
@@ -30,7 +20,7 @@ class Tiny(nn.Module):
 
 @pytest.mark.parametrize("first_out,events", [([1.0, 0.0, 5.0], 1 + 4), ([3.0, 2.0, 0.0], 3 + 2)])
 def test_integer_spikes_cost_one_accumulate_per_event(first_out, events):
-    model = Tiny(Quantiser())
+    model = Tiny(IntegerSpike())
     model.first.weight.data = torch.tensor([first_out]).T.repeat(1, 4) / 2  # input halves -> first_out
     monitor = EnergyMonitor(model)
     model(torch.full((2, 4), 0.5))  # real-valued, not spike-like
