@@ -84,6 +84,7 @@ def test_real_entry_point_trains_on_digits(tmp_path):
     from spikesweep.run import train
 
     overrides = ("model=spikingformer_2_256", "surrogate=sigmoid", "dataset.T=1", "trainer.batch_size=4",
-                 "trainer.max_steps_per_epoch=1", "model.pool=[false,false,true,false]")
+                 "trainer.max_steps_per_epoch=1", "model.pool=[false,false,true,false]",
+                 "dataset.test_fraction=0.05")
     summary = train(compose(*SMOKE, *overrides), tmp_path, list(overrides))
     assert summary["status"] == "completed" and 0 <= summary["final"]["firing_rate"] <= 1

@@ -50,7 +50,8 @@ def test_cli_checks_a_trained_run(tmp_path, capsys):
     from spikesweep.cli import main
     from spikesweep.run import train
 
-    overrides = ("model=spikingformer_2_256", "dataset.T=1", "trainer.batch_size=4", "trainer.max_steps_per_epoch=1")
+    overrides = ("model=spikingformer_2_256", "dataset.T=1", "trainer.batch_size=4", "trainer.max_steps_per_epoch=1",
+                 "dataset.test_fraction=0.05")
     train(compose(*SMOKE, *overrides), tmp_path, list(overrides))
     assert main(["verify-spikes", str(tmp_path / "checkpoints" / "last.pt"), "--batches", "1"]) == 0
     assert "MATCH" in capsys.readouterr().out
