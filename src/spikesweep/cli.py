@@ -18,6 +18,8 @@ commands:
                                       `spikesweep info model=sdtv3_s dataset=cifar10`
   verify-spikes CKPT [--batches N]    a trained model's logits with integer spikes vs. each integer k sent
                                       as k binary spikes over sub-steps (SDT v3's claim); exit 1 on mismatch
+  bench model [--batch B] [--steps N] [--compile] [--amp bf16] [overrides...]
+                                      train-step samples/s and memory vs. spikingjelly's eager LIFNode
 """
 
 
@@ -170,6 +172,45 @@ def cmd_verify_spikes(args: list[str]) -> int:
     return 0 if check.match else 1
 
 
+def cmd_bench(args: list[str]) -> int:
+    """`bench model`: the configured model and neuron vs. the same architecture on spikingjelly's eager LIFNode."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from spikesweep import resolvers
+    from spikesweep.bench.model import bench_model
+    from spikesweep.data import build_datasets
+    from spikesweep.spiking import build_neuron, build_surrogate
+
+    parser = argparse.ArgumentParser(prog="spikesweep bench")
+    parser.add_argument("what", choices=["model"])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--compile", action="store_true", help="torch.compile our model (not the eager reference)")
+    parser.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    opts, overrides = parser.parse_known_args(args)
+    resolvers.register()
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    try:
+        meta = build_datasets(cfg.dataset, cfg.paths.data_dir).meta
+        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate))
+        amp = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[opts.amp]
+        results = bench_model(dict(cfg.model), neuron, meta, opts.batch, opts.steps, opts.warmup, opts.compile,
+                              torch.device(opts.device), amp)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    base = results["eager_lif"]
+    print(f"| {cfg.model.name}, {cfg.neuron.name}, T={meta.time_steps}, batch {opts.batch}, {opts.device} "
+          f"| samples/s | memory MiB | speed-up |\n|---|---|---|---|")
+    for label, stats in results.items():
+        print(f"| {label} | {stats.samples_per_s:.1f} | {stats.peak_mib:.0f} | {stats.samples_per_s / base.samples_per_s:.2f}x |")
+    return 0
+
+
 COMMANDS = {
     "train": cmd_train,
     "sweep": cmd_sweep,
@@ -177,6 +218,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "info": cmd_info,
     "verify-spikes": cmd_verify_spikes,
+    "bench": cmd_bench,
 }
 
 
