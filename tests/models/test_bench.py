@@ -3,7 +3,7 @@
 import torch
 
 from spikesweep.bench.model import bench_model, eager_lif_factory
-from tests.models.helpers import lif, meta
+from tests.models.transformer_helpers import lif, meta
 
 
 def test_bench_compares_with_the_eager_reference():

@@ -6,7 +6,7 @@ from torch import nn
 
 from spikesweep.metrics.energy import E_AC_PJ, E_MAC_PJ, EnergyMonitor, profile
 from spikesweep.models import build_model
-from tests.models.helpers import IntegerSpike, lif, meta
+from tests.models.transformer_helpers import IntegerSpike, lif, meta
 
 
 class Tiny(nn.Module):

@@ -5,7 +5,7 @@ import torch
 
 from spikesweep.models import build_model
 from spikesweep.spiking import reset_states
-from tests.models.helpers import count, lif, meta
+from tests.models.transformer_helpers import count, lif, meta
 
 PAPER = {"sdtv3_t": 2.70, "sdtv3_s": 5.106, "sdtv3_m": 10.02, "sdtv3_l": 18.99}
 

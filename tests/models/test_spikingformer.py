@@ -7,7 +7,7 @@ from spikingjelly.activation_based import neuron as sj_neuron
 from spikesweep.models import build_model
 from spikesweep.spiking import reset_states
 from tests.conftest import SMOKE, compose
-from tests.models.helpers import count, lif, meta
+from tests.models.transformer_helpers import count, lif, meta
 
 # (name, input shape, classes, paper's parameter count in millions; upstream includes 2 unused LayerNorms per block)
 PAPER = [

@@ -6,7 +6,7 @@ import torch
 from spikesweep.metrics.spike_expansion import BinaryExpansion, verify_expansion
 from spikesweep.models import build_model
 from tests.conftest import SMOKE, compose
-from tests.models.helpers import integer_spike, meta
+from tests.models.transformer_helpers import integer_spike, meta
 
 
 def _sdtv3():
