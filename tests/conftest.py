@@ -1,6 +1,7 @@
 """Shared helpers: compose the real config, run the real CLI in a subprocess."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,29 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _local_slurm() -> str | None:
+    """SLURM_CONF of a running cluster: the environment's, else the one `make slurm-up` started."""
+    conf = os.environ.get("SLURM_CONF") or str(REPO / ".slurm" / "etc" / "slurm.conf")
+    if not Path(conf).is_file() or shutil.which("scontrol") is None:
+        return None
+    ping = subprocess.run(["scontrol", "ping"], env={**os.environ, "SLURM_CONF": conf}, capture_output=True, text=True)
+    return conf if ping.returncode == 0 and "UP" in ping.stdout else None
+
+
+def pytest_collection_modifyitems(config, items):
+    """slurm tests need a cluster; CI sets SPIKESWEEP_REQUIRE_SLURM=1 so a missing one fails, not skips."""
+    conf = _local_slurm()
+    if conf:
+        os.environ["SLURM_CONF"] = conf
+        return
+    if os.environ.get("SPIKESWEEP_REQUIRE_SLURM") == "1":
+        raise pytest.UsageError("SPIKESWEEP_REQUIRE_SLURM=1 but no SLURM cluster answers: run `make slurm-up`")
+    skip = pytest.mark.skip(reason="no SLURM cluster: run `make slurm-up` (root) first")
+    for item in items:
+        if "slurm" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _offline_wandb(monkeypatch):
     """Tests never reach wandb's servers; offline runs are real files under the run directory."""
@@ -17,16 +41,11 @@ def _offline_wandb(monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
 
 
-def compose(*overrides: str):
-    """The real primary config (plus experiments/ on the search path), as `spikesweep train` builds it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+def compose(*overrides: str, hydra_config: bool = False):
+    """The real primary config (experiments/ on the search path), as `spikesweep train` builds it."""
+    from spikesweep.compose import compose_config
 
-    from spikesweep import resolvers
-
-    resolvers.register()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return hydra_compose("config", overrides=list(overrides), return_hydra_config=False)
+    return compose_config(list(overrides), hydra_config=hydra_config)
 
 
 def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

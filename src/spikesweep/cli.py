@@ -35,6 +35,12 @@ def _hydra(args: list[str]) -> int:
 
 
 def cmd_train(args: list[str]) -> int:
+    from spikesweep.override_check import check
+
+    problem = check(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     return _hydra(args)
 
 
@@ -50,6 +56,12 @@ def cmd_sweep(args: list[str]) -> int:
     except KeyError as err:
         print(f"error: {err.args[0]}", file=sys.stderr)
         return 2
+    from spikesweep.override_check import check
+
+    problem = check([f"+experiments={sweep.name}", *overrides])
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if opts.dry_run:
         return _dry_run(sweep, overrides)
     return _hydra(["-m", f"+experiments={sweep.name}", *overrides])
@@ -57,14 +69,12 @@ def cmd_sweep(args: list[str]) -> int:
 
 def _dry_run(sweep, overrides: list[str]) -> int:
     """Expand the sweep as Hydra's basic sweeper would, composing every job to catch config errors."""
-    from hydra import compose, initialize_config_dir
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from spikesweep import resolvers
+    from spikesweep.compose import compose_config
     from spikesweep.config_schema import validate
 
-    resolvers.register()
     params = {**sweep.params}
     fixed = []
     for o in overrides:
@@ -75,12 +85,15 @@ def _dry_run(sweep, overrides: list[str]) -> int:
             fixed.append(o)
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
     jobs = BasicSweeper.split_arguments(parsed, None)[0]
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        for i, job in enumerate(jobs):
-            cfg = compose("config", overrides=[f"+experiments={sweep.name}", *fixed, *job])
-            validate(cfg)
-            print(f"{i:4d}  {' '.join(job)}")
-    print(f"{len(jobs)} jobs in '{sweep.name}'")
+    for i, job in enumerate(jobs):
+        validate(compose_config([f"+experiments={sweep.name}", *fixed, *job]))
+        print(f"{i:4d}  {' '.join(job)}")
+    launcher = compose_config([f"+experiments={sweep.name}", *fixed, *jobs[0]], hydra_config=True).hydra.launcher
+    gpus = (launcher.get("gpus_per_node") or 0) * (launcher.get("nodes") or 1)
+    estimate = ""
+    if "timeout_min" in launcher:  # an upper bound: every job using its whole time limit
+        estimate = f", at most {len(jobs) * gpus * launcher.timeout_min / 60:.1f} GPU-hours ({gpus} GPU(s) x {launcher.timeout_min} min per job)"
+    print(f"{len(jobs)} jobs in '{sweep.name}'{estimate}")
     return 0
 
 

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -53,6 +54,15 @@ def git_description() -> str:
     return f"commit: {commit}\ndirty: {str(dirty).lower()}\n"
 
 
+def where_it_ran() -> dict[str, str | None]:
+    """Host and scheduler placement, for finding a run's logs and node after the fact."""
+    return {
+        "host": socket.gethostname(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
+
+
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     tmp = run_dir / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2) + "\n")
@@ -85,7 +95,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         except Timeout:
             raise RunError(f"another process is already running in {run_dir}; refusing to share it") from None
     started = time.time()
-    summary: dict[str, Any] = {"status": "running", "run_dir": str(run_dir)}
+    summary: dict[str, Any] = {"status": "running", "run_dir": str(run_dir), "where": where_it_ran()}
     last = run_dir / "checkpoints" / "last.pt"
     resume = ckpt.load(last) if last.exists() and not cfg.trainer.eval_only else None
     resolved = OmegaConf.to_container(cfg, resolve=True)

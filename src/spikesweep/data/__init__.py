@@ -1,0 +1,5 @@
+"""Datasets by name: the `dataset` config group resolves here. Imports nothing else of spikesweep."""
+
+from spikesweep.data.registry import DataBundle, DatasetMeta, build_datasets, dataset_names
+
+__all__ = ["DataBundle", "DatasetMeta", "build_datasets", "dataset_names"]

@@ -1,0 +1,55 @@
+"""Check command-line overrides before Hydra runs, so a typo costs one clear line, not a traceback.
+
+Hydra's own messages are multi-line; this turns the two commonest mistakes into one line with a hint:
+an unknown option of a config group (with the valid ones) and an unknown key (with the nearest key).
+"""
+
+import difflib
+import re
+
+from omegaconf import DictConfig, OmegaConf
+
+from spikesweep.compose import compose_config
+
+
+def _all_keys(cfg: DictConfig) -> list[str]:
+    keys: list[str] = []
+
+    def walk(node, prefix: str) -> None:
+        for key in node:
+            path = f"{prefix}{key}"
+            keys.append(path)
+            child = node._get_node(key)
+            if OmegaConf.is_dict(child):
+                walk(child, f"{path}.")
+
+    walk(cfg, "")
+    return keys
+
+
+def check(overrides: list[str]) -> str | None:
+    """The problem with these overrides in one line, or None when they compose."""
+    from hydra.errors import HydraException
+
+    # Sweep values (a,b / range(...)) and Hydra's own settings are checked by Hydra itself.
+    plain = [o for o in overrides if "=" in o and not o.startswith(("hydra", "-", "~")) and "," not in o]
+    try:
+        compose_config(plain)
+        return None
+    except HydraException as err:
+        message = str(err)
+    missing_option = re.search(r"Could not find '([^']+)/([^']+)'", message)
+    if missing_option:
+        group, option = missing_option.groups()
+        valid = re.findall(r"^\t(\S+)$", message, flags=re.M)
+        hint = difflib.get_close_matches(option, valid, n=1)
+        did_you_mean = f" (did you mean {group}={hint[0]}?)" if hint else ""
+        return f"unknown {group} '{option}'{did_you_mean}; valid: {', '.join(valid)}"
+    bad_key = re.search(r"Could not override '([^']+)'", message) or re.search(r"Key '([^']+)' is not in struct", message)
+    if bad_key:
+        key = bad_key.group(1)
+        base = compose_config([o for o in plain if not o.startswith(f"{key}=")])
+        hint = difflib.get_close_matches(key, _all_keys(base), n=1)
+        did_you_mean = f" (did you mean {hint[0]}?)" if hint else ""
+        return f"unknown key '{key}'{did_you_mean}; add it with +{key}=... only if it is meant to be new"
+    return message.splitlines()[0]
