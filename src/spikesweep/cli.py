@@ -126,17 +126,18 @@ def cmd_compare(args: list[str]) -> int:
 
 def cmd_info(args: list[str]) -> int:
     """Inspect a model on a dataset's input shape without training (the dataset's meta comes from its builder)."""
-    from hydra import compose, initialize_config_dir
-
-    from spikesweep import resolvers
+    from spikesweep.compose import compose_config
     from spikesweep.data import build_datasets
     from spikesweep.metrics.energy import profile
     from spikesweep.models import build_model
+    from spikesweep.override_check import check
     from spikesweep.spiking import build_neuron, build_surrogate
 
-    resolvers.register()
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=args)
+    problem = check(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    cfg = compose_config(args)
     try:
         meta = build_datasets(cfg.dataset, cfg.paths.data_dir).meta
         model = build_model(cfg.model, build_neuron(cfg.neuron, build_surrogate(cfg.surrogate)), meta)
@@ -188,11 +189,11 @@ def cmd_verify_spikes(args: list[str]) -> int:
 def cmd_bench(args: list[str]) -> int:
     """`bench model`: the configured model and neuron vs. the same architecture on spikingjelly's eager LIFNode."""
     import torch
-    from hydra import compose, initialize_config_dir
 
-    from spikesweep import resolvers
     from spikesweep.bench.model import bench_model
+    from spikesweep.compose import compose_config
     from spikesweep.data import build_datasets
+    from spikesweep.override_check import check
     from spikesweep.spiking import build_neuron, build_surrogate
 
     parser = argparse.ArgumentParser(prog="spikesweep bench")
@@ -204,9 +205,11 @@ def cmd_bench(args: list[str]) -> int:
     parser.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     opts, overrides = parser.parse_known_args(args)
-    resolvers.register()
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+    problem = check(overrides)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    cfg = compose_config(overrides)
     try:
         meta = build_datasets(cfg.dataset, cfg.paths.data_dir).meta
         neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate))
