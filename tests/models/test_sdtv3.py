@@ -57,3 +57,14 @@ def test_event_input_and_one_training_step():
     assert torch.isfinite(loss)
     for key in ("head.weight", "stage1.0.conv.0.weight", "stage3.1.table"):
         assert not torch.equal(before[key], after[key]), key
+
+
+@pytest.mark.parametrize("name", ["sdtv3_t", "spikingformer_2_256"])
+def test_bf16_autocast_trains(name):
+    model = build_model({"name": name}, lif(), meta(10, (3, 32, 32), 1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(torch.rand(2, 3, 32, 32))
+    assert logits.dtype == torch.bfloat16
+    logits.float().mean(0).sum().backward()
+    reset_states(model)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
