@@ -8,6 +8,8 @@ PYTEST_ARGS ?=
 
 .PHONY: install demo test bench clean
 
+include scripts/slurm/slurm.mk
+
 install: $(INSTALLED)
 
 $(INSTALLED): pyproject.toml
@@ -20,6 +22,7 @@ $(INSTALLED): pyproject.toml
 demo: $(INSTALLED)
 	$(VENV)/bin/spikesweep sweep demo
 
+# Tests marked `slurm` use the cluster from `make slurm-up` when it runs, and skip (saying so) otherwise.
 test: $(INSTALLED)
 	$(PY) -m pytest $(PYTEST_ARGS)
 

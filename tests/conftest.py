@@ -20,11 +20,16 @@ def _local_slurm() -> str | None:
     return conf if ping.returncode == 0 and "UP" in ping.stdout else None
 
 
-def pytest_collection_modifyitems(config, items):
-    """slurm tests need a cluster; CI sets SPIKESWEEP_REQUIRE_SLURM=1 so a missing one fails, not skips."""
+def pytest_configure(config):
+    """Point SLURM clients at the running local cluster before test modules are imported."""
     conf = _local_slurm()
     if conf:
         os.environ["SLURM_CONF"] = conf
+
+
+def pytest_collection_modifyitems(config, items):
+    """slurm tests need a cluster; CI sets SPIKESWEEP_REQUIRE_SLURM=1 so a missing one fails, not skips."""
+    if _local_slurm():
         return
     if os.environ.get("SPIKESWEEP_REQUIRE_SLURM") == "1":
         raise pytest.UsageError("SPIKESWEEP_REQUIRE_SLURM=1 but no SLURM cluster answers: run `make slurm-up`")

@@ -14,12 +14,13 @@ commands:
   sweep NAME [overrides...] [--dry-run]   the named multirun experiments/NAME.yaml
   list                                the named multiruns
   compare DIR                         table of every run under DIR (markdown; CSV written beside)
-  info [overrides...]                 params, FLOPs, SOPs and energy at init, memory per sample, e.g.
-                                      `spikesweep info model=sdtv3_s dataset=cifar10`
+  prepare dataset=NAME [overrides...]  check the files, convert/integrate/cache once (before a sweep)
+  bench data dataset=NAME [overrides...] [--batches N]   loader samples/s vs the train step's
+  bench model model=X dataset=Y [--batch B] [--steps N] [--compile] [--amp bf16]
+                                      train-step samples/s and memory vs. spikingjelly's eager LIFNode
+  info model=X dataset=Y [overrides...]   params, FLOPs, SOPs and energy at init, memory per sample
   verify-spikes CKPT [--batches N]    a trained model's logits with integer spikes vs. each integer k sent
                                       as k binary spikes over sub-steps (SDT v3's claim); exit 1 on mismatch
-  bench model [--batch B] [--steps N] [--compile] [--amp bf16] [overrides...]
-                                      train-step samples/s and memory vs. spikingjelly's eager LIFNode
 """
 
 
@@ -124,6 +125,57 @@ def cmd_compare(args: list[str]) -> int:
     return 0
 
 
+def _compose(overrides: list[str]):
+    """The config `spikesweep train` would run with these overrides (validated), without starting a run."""
+    from spikesweep.compose import compose_config
+    from spikesweep.config_schema import validate
+
+    cfg = compose_config(overrides)
+    validate(cfg)
+    return cfg
+
+
+def cmd_prepare(args: list[str]) -> int:
+    """Check a dataset's files and build what it caches (DVS frames), once, so a sweep's jobs start ready."""
+    import json
+    import logging
+    import time
+
+    from hydra.errors import HydraException
+
+    from spikesweep.config_schema import ConfigError
+    from spikesweep.data import build_datasets
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        cfg = _compose(args)
+        started = time.perf_counter()
+        bundle = build_datasets(cfg.dataset, cfg.paths.data_dir)
+    except (HydraException, ConfigError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    meta = bundle.meta
+    kind = "frames per sample" if meta.temporal else "repeats of a static input"
+    print(f"{cfg.dataset.name}: {len(bundle.train)} train / {len(bundle.test)} test samples, {meta.num_classes} "
+          f"classes, {list(meta.input_shape)} per step, T={meta.time_steps} ({kind}); ready in "
+          f"{time.perf_counter() - started:.1f} s")
+    print(f"source: {meta.source}")
+    stats_file = Path(meta.source) / "prepare.json"
+    if stats_file.is_file():
+        stats = json.loads(stats_file.read_text())
+        print(f"cache built from {stats['samples']} samples, {stats['events']} events in {stats['seconds']} s: "
+              f"{stats['samples_per_s']} samples/s, {stats['events_per_s']} events/s")
+    import torch
+
+    torch.set_num_threads(1)  # as in a DataLoader worker: one thread per process
+    count = min(256, len(bundle.train))
+    started = time.perf_counter()
+    for i in range(count):
+        bundle.train[i]
+    print(f"read: {count / (time.perf_counter() - started):.0f} samples/s (one worker, train transforms)")
+    return 0
+
+
 def cmd_info(args: list[str]) -> int:
     """Inspect a model on a dataset's input shape without training (the dataset's meta comes from its builder)."""
     from spikesweep.compose import compose_config
@@ -187,6 +239,30 @@ def cmd_verify_spikes(args: list[str]) -> int:
 
 
 def cmd_bench(args: list[str]) -> int:
+    if args[:1] == ["model"]:
+        return _bench_model(args[1:])
+    from hydra.errors import HydraException
+
+    from spikesweep.config_schema import ConfigError
+
+    parser = argparse.ArgumentParser(prog="spikesweep bench")
+    parser.add_argument("what", choices=["data", "model"])
+    parser.add_argument("--batches", type=int, default=20, help="batches to time (after one warm-up)")
+    opts, overrides = parser.parse_known_args(args)
+    from spikesweep.bench.data import bench_data
+
+    try:
+        result = bench_data(_compose(overrides), opts.batches)
+    except (HydraException, ConfigError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    verdict = "ok: the loader keeps up" if result["ratio"] >= 2 else "the loader may limit training (< 2x)"
+    print("\n".join(f"{k:22s} {v}" for k, v in result.items()))
+    print(verdict)
+    return 0
+
+
+def _bench_model(args: list[str]) -> int:
     """`bench model`: the configured model and neuron vs. the same architecture on spikingjelly's eager LIFNode."""
     import torch
 
@@ -196,8 +272,7 @@ def cmd_bench(args: list[str]) -> int:
     from spikesweep.override_check import check
     from spikesweep.spiking import build_neuron, build_surrogate
 
-    parser = argparse.ArgumentParser(prog="spikesweep bench")
-    parser.add_argument("what", choices=["model"])
+    parser = argparse.ArgumentParser(prog="spikesweep bench model")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
@@ -227,14 +302,10 @@ def cmd_bench(args: list[str]) -> int:
     return 0
 
 
+
 COMMANDS = {
-    "train": cmd_train,
-    "sweep": cmd_sweep,
-    "list": cmd_list,
-    "compare": cmd_compare,
-    "info": cmd_info,
-    "verify-spikes": cmd_verify_spikes,
-    "bench": cmd_bench,
+    "train": cmd_train, "sweep": cmd_sweep, "list": cmd_list, "compare": cmd_compare, "prepare": cmd_prepare,
+    "bench": cmd_bench, "info": cmd_info, "verify-spikes": cmd_verify_spikes,
 }
 
 

@@ -31,6 +31,7 @@ class MixupSchema:
     switch_prob: float = 0.5
     mode: str = "batch"
     off_epoch: int | None = None
+    per_epoch: bool = False
 
 
 @dataclass

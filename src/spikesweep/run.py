@@ -81,6 +81,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
     from spikesweep.engine import checkpoint as ckpt
     from spikesweep.engine.distributed import init_distributed, shutdown_distributed
     from spikesweep.engine.loop import NonFiniteLossError, evaluate, fit, make_loaders, resolve_amp, resolve_device
+    from spikesweep.methods import build_method
     from spikesweep.models import build_model
     from spikesweep.spiking import build_neuron, build_surrogate
     from spikesweep.tracking import JsonlTracker, NullTracker, TrackerGroup
@@ -127,6 +128,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         if cfg.get("ckpt"):
             source = Path(cfg.ckpt)
             ckpt.load_model_weights(model, ckpt.load(source), source)  # fine-tune from these weights
+        method = build_method(cfg.method, cfg.model, neuron, bundle.meta)  # before any tracker starts
         resume_epoch = None if resume is None else int(resume["epoch"])
         tracker = TrackerGroup(JsonlTracker(run_dir / "metrics.jsonl", resume_epoch) if dist.is_main else NullTracker())
         wandb_id = resume.get("wandb_id") if resume else None
@@ -154,7 +156,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         status = "failed"
         try:
             result = fit(model, bundle.train, bundle.test, bundle.meta.num_classes, cfg, run_dir, tracker, dist,
-                         int(cfg.seed), extra, resume)
+                         int(cfg.seed), extra, resume, method)
             status = result.status
             summary |= {"status": status, "epochs": result.epochs_done, "final": result.final, "best": result.best}
         except NonFiniteLossError as err:

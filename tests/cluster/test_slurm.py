@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -47,12 +48,12 @@ def _wait_for_epochs(run_dir: Path, count: int, proc: subprocess.Popen) -> None:
         time.sleep(0.3)
 
 
-def _start_sweep(tmp_path: Path) -> subprocess.Popen:
+def _start_sweep(tmp_path: Path, *overrides: str) -> subprocess.Popen:
     env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
     import sys
 
     return subprocess.Popen(
-        [sys.executable, "-m", "spikesweep.cli", "train", "-m", *ON_SLURM, *LONG, "seed=0"],
+        [sys.executable, "-m", "spikesweep.cli", "train", "-m", *ON_SLURM, *LONG, "seed=0", *overrides],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -99,7 +100,7 @@ def test_impossible_request_fails_at_submission(tmp_path):
 def test_usr2_preemption_checkpoints_requeues_and_resumes(tmp_path, reference):
     proc = _start_sweep(tmp_path)
     run_dir = _only_sweep_dir_when_ready(tmp_path) / "0"
-    _wait_for_epochs(run_dir, 2, proc)
+    _wait_for_epochs(run_dir, 1, proc)
     subprocess.run(["scancel", "--signal=USR2", _job_id(run_dir)], check=True)
     stdout, stderr = proc.communicate(timeout=400)
     assert proc.returncode == 0, stderr[-3000:]
@@ -107,15 +108,33 @@ def test_usr2_preemption_checkpoints_requeues_and_resumes(tmp_path, reference):
     _same_metrics(reference, _epochs(run_dir))
 
 
-def test_scontrol_requeue_restarts_and_resumes_from_last_checkpoint(tmp_path, reference):
-    proc = _start_sweep(tmp_path)
+def test_scontrol_requeue_kills_restarts_and_resumes_from_last_checkpoint(tmp_path):
+    # Long enough that SLURM's SIGKILL (KillWait after the SIGTERM submitit ignores) lands mid-training.
+    epochs = 30
+    proc = _start_sweep(tmp_path, f"trainer.epochs={epochs}", "trainer.max_steps_per_epoch=4")
     run_dir = _only_sweep_dir_when_ready(tmp_path) / "0"
-    _wait_for_epochs(run_dir, 2, proc)
+    _wait_for_epochs(run_dir, 1, proc)
     subprocess.run(["scontrol", "requeue", _job_id(run_dir)], check=True)
-    stdout, stderr = proc.communicate(timeout=400)
-    assert proc.returncode == 0, stderr[-3000:]
-    assert "resuming from epoch" in (run_dir / "train.log").read_text()
-    _same_metrics(reference, _epochs(run_dir))
+    deadline = time.time() + 400
+    while "resuming from epoch" not in (run_dir / "train.log").read_text():
+        assert time.time() < deadline, "the requeued job never resumed"
+        time.sleep(0.5)
+    proc.communicate(timeout=400)
+    resumed_at = int(re.search(r"resuming from epoch (\d+)", (run_dir / "train.log").read_text()).group(1))
+    assert 1 <= resumed_at < epochs, "the job must have been killed mid-training"
+    summary = _wait_for_summary(run_dir)
+    assert summary["status"] == "completed"
+    assert [e["epoch"] for e in _epochs(run_dir)] == list(range(epochs))
+
+
+def _wait_for_summary(run_dir: Path) -> dict:
+    deadline = time.time() + 120
+    while True:
+        path = run_dir / "summary.json"
+        if path.exists() and json.loads(path.read_text())["status"] != "running":
+            return json.loads(path.read_text())
+        assert time.time() < deadline, "the run never finished"
+        time.sleep(0.5)
 
 
 def _only_sweep_dir_when_ready(tmp_path: Path) -> Path:

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 TRIALS = 20
-ARGS = ("trainer.epochs=5", "trainer.max_steps_per_epoch=2", "trainer.deterministic=true", "logger=none")
+ARGS = ("trainer.epochs=3", "trainer.max_steps_per_epoch=2", "trainer.deterministic=true", "logger=none")
 COMPARED = ("train_loss", "test_loss", "test_top1", "firing_rate")
 
 
@@ -27,6 +27,7 @@ def _final(run_dir: Path) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_random_kills_never_lose_or_corrupt_anything(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     reference = tmp_path / "reference"
@@ -49,7 +50,7 @@ def test_random_kills_never_lose_or_corrupt_anything(tmp_path):
         out = subprocess.run(_cmd(run_dir), env=env, capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, (trial, out.stderr[-2000:])
         lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        assert [e["epoch"] for e in lines] == list(range(5)), trial
+        assert [e["epoch"] for e in lines] == list(range(3)), trial
         got = _final(run_dir)
         for key in COMPARED:
             assert got[key] == pytest.approx(expected[key], rel=1e-6), (trial, key)

@@ -1,1 +1,1 @@
-"""Benchmarks: throughput and memory of models, neurons and data paths."""
+"""Benchmarks run by `spikesweep bench <what>`."""

@@ -2,7 +2,8 @@
 
 A builder receives its config node (without `name`) and the data root, and returns a DataBundle whose
 meta is the single source of truth for num_classes, input shape and time steps: models read them from
-here, never from a hand-typed flag.
+here, never from a hand-typed flag. The config states num_classes and input_shape too, and both are
+checked against what the data really holds, so a config that disagrees with its data fails before training.
 """
 
 import importlib
@@ -12,7 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
 from torch.utils.data import Dataset
+
+
+class DataError(ValueError):
+    """A user-fixable problem with the data on disk (missing, corrupt, mislaid): one line naming the path."""
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,9 @@ class DatasetMeta:
     input_shape: tuple[int, ...]  # per time step: (C, H, W) for images, (F,) for sequences
     time_steps: int  # T the model runs for: repeats of a static input, or frames of an event stream
     temporal: bool  # True when samples already carry a time axis ([T, ...] per sample)
+    mean: tuple[float, ...] | None = None  # per-channel normalisation applied by the dataset, if any
+    std: tuple[float, ...] | None = None
+    source: str = ""  # the folder samples are read from (data root or frame cache), for logs and `prepare`
 
 
 @dataclass(frozen=True)
@@ -57,8 +66,23 @@ def dataset_names() -> list[str]:
 def build_datasets(cfg: Mapping[str, Any], data_dir: str | Path) -> DataBundle:
     """Build train/test datasets from a `dataset` config node ({name, T, **options})."""
     _load_all()
-    params = dict(cfg)
+    params = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
     name = params.pop("name")
     if name not in _BUILDERS:
         raise ValueError(f"unknown dataset '{name}'; valid: {', '.join(dataset_names())}")
-    return _BUILDERS[name](data_dir=Path(data_dir), **params)
+    stated_shape = params.pop("input_shape", None)
+    try:
+        bundle = _BUILDERS[name](data_dir=Path(data_dir), **params)
+    except TypeError as err:
+        if "argument" not in str(err):
+            raise
+        raise ValueError(f"dataset '{name}': bad parameters {sorted(params)} ({err})") from err
+    if "num_classes" in params and bundle.meta.num_classes != params["num_classes"]:
+        raise DataError(
+            f"dataset.num_classes={params['num_classes']} but the {name} data has {bundle.meta.num_classes} classes"
+        )
+    if stated_shape is not None and tuple(stated_shape) != tuple(bundle.meta.input_shape):
+        raise DataError(
+            f"dataset.input_shape={list(stated_shape)} but {name} yields {list(bundle.meta.input_shape)} per time step"
+        )
+    return bundle

@@ -6,13 +6,14 @@ reset after every batch, so batches are independent samples as in every recipe w
 
 import logging
 import math
+import random
 import sys
 import time
 from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from timm.data import Mixup
@@ -34,6 +35,16 @@ log = logging.getLogger(__name__)
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the run stops and keeps its last good checkpoint."""
+
+
+class TrainingMethod(Protocol):
+    """A training paradigm beyond plain BPTT (e.g. distillation), from the `method` config group."""
+
+    def attach(self, model: nn.Module, device: torch.device) -> None:
+        """Called once, after the model is on its device and before the first step."""
+
+    def loss(self, x: torch.Tensor, logits: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+        """The loss to minimise, given the batch, the model's T-mean logits and the engine's loss on them."""
 
 
 @dataclass
@@ -139,6 +150,7 @@ def fit(
     seed: int,
     checkpoint_extra: dict[str, Any],
     resume: dict[str, Any] | None,
+    method: TrainingMethod | None = None,
 ) -> FitResult:
     """Train for cfg.trainer.epochs, evaluating and checkpointing every epoch.
 
@@ -181,6 +193,8 @@ def fit(
         final = dict(resume["metrics"])
         log.info("resuming from epoch %d (best top-1 so far %.2f)", start_epoch, best["test_top1"])
 
+    if method is not None:
+        method.attach(model, device)
     net = DistributedDataParallel(model) if dist.enabled else model
     if tcfg["compile"]:
         net = torch.compile(net)
@@ -192,12 +206,14 @@ def fit(
     autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp else nullcontext
 
     for epoch in range(start_epoch, epochs):
+        if hasattr(model, "set_epoch"):  # schedules a model keeps itself (e.g. a kernel width); resume-safe
+            model.set_epoch(epoch)
         if isinstance(train_loader.sampler, DistributedSampler):
             train_loader.sampler.set_epoch(epoch)
         else:
             train_loader.generator.manual_seed(seed * 100_003 + epoch)  # same order whether resumed or not
-        if mixup is not None and tcfg["mixup"]["off_epoch"] is not None:
-            mixup.mixup_enabled = epoch < int(tcfg["mixup"]["off_epoch"])
+        if mixup is not None:
+            mixup.mixup_enabled = _mixup_active(tcfg["mixup"], epoch, seed)
         net.train()
         t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
         for step, (x, y) in enumerate(_progress(train_loader, steps_per_epoch, f"epoch {epoch}")):
@@ -210,6 +226,8 @@ def fit(
             with autocast():
                 logits = net(x).float().mean(0)
                 loss = criterion(logits, target)
+                if method is not None:
+                    loss = method.loss(x, logits, loss)
             stop = broadcast_flag(not torch.isfinite(loss).item(), dist)
             if stop:
                 raise NonFiniteLossError(f"loss became {loss.item()} at epoch {epoch}, step {step}")
@@ -268,6 +286,16 @@ def fit(
     return FitResult(status="completed", epochs_done=epochs, final=final, best=best)
 
 
+def _mixup_active(m: Mapping[str, Any], epoch: int, seed: int) -> bool:
+    """Off from off_epoch on; with per_epoch, one draw of probability `prob` decides the whole epoch.
+
+    The per-epoch draw is seeded by (seed, epoch), so a resumed run makes the same choices.
+    """
+    if m["off_epoch"] is not None and epoch >= int(m["off_epoch"]):
+        return False
+    return not m.get("per_epoch") or random.Random(seed * 100_003 + epoch).random() < float(m["prob"])
+
+
 def _build_mixup(tcfg: Mapping[str, Any], num_classes: int) -> Mixup | None:
     m = tcfg["mixup"]
     if not (m["mixup_alpha"] > 0 or m["cutmix_alpha"] > 0):
@@ -275,7 +303,7 @@ def _build_mixup(tcfg: Mapping[str, Any], num_classes: int) -> Mixup | None:
     return Mixup(
         mixup_alpha=float(m["mixup_alpha"]),
         cutmix_alpha=float(m["cutmix_alpha"]),
-        prob=float(m["prob"]),
+        prob=1.0 if m.get("per_epoch") else float(m["prob"]),  # per_epoch: `prob` is spent on the epoch draw
         switch_prob=float(m["switch_prob"]),
         mode=m["mode"],
         label_smoothing=float(tcfg["label_smoothing"]),

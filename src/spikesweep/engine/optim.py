@@ -16,11 +16,26 @@ def resolve_lr(cfg: Mapping[str, Any], effective_batch: int) -> float:
     return float(cfg["lr"])
 
 
+def param_groups(model: torch.nn.Module, own: list[dict[str, Any]], weight_decay: float) -> list[dict[str, Any]]:
+    """The model's own groups, then the rest split as timm's filter_bias_and_bn does (1-D and biases: no decay)."""
+    taken = {id(p) for group in own for p in group["params"]}
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad and id(p) not in taken:
+            (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    rest = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [group for group in rest if group["params"]] + own
+
+
 def build_optimizer(model: torch.nn.Module, cfg: Mapping[str, Any], lr: float) -> torch.optim.Optimizer:
     """Weight decay skips 1-D parameters (norms, biases) as every recipe we reproduce does.
 
     timm's 'sgd' means Nesterov; the papers use plain momentum SGD, so `sgd` maps to timm's 'momentum'
     unless `nesterov: true`.
+
+    A model whose parameters need their own learning rate or weight decay (e.g. learnable delays) defines
+    `optimizer_groups()` returning dicts {"params": [...], "lr": ..., "weight_decay": ...}; the schedule then
+    scales every group alike, each relative to its own starting lr.
     """
     name = cfg["name"]
     if name == "sgd":
@@ -30,9 +45,11 @@ def build_optimizer(model: torch.nn.Module, cfg: Mapping[str, Any], lr: float) -
         kwargs["momentum"] = float(cfg["momentum"])
     if cfg.get("betas") is not None:
         kwargs["betas"] = tuple(cfg["betas"])
-    return create_optimizer_v2(
-        model, opt=name, lr=lr, weight_decay=float(cfg.get("weight_decay", 0.0)), filter_bias_and_bn=True, **kwargs
-    )
+    weight_decay = float(cfg.get("weight_decay", 0.0))
+    if not hasattr(model, "optimizer_groups"):
+        return create_optimizer_v2(model, opt=name, lr=lr, weight_decay=weight_decay, filter_bias_and_bn=True, **kwargs)
+    groups = param_groups(model, list(model.optimizer_groups()), weight_decay)
+    return create_optimizer_v2(groups, opt=name, lr=lr, weight_decay=weight_decay, **kwargs)
 
 
 def build_scheduler(

@@ -1,0 +1,72 @@
+"""Is the data loader fast enough? Samples/s of the real training loader (its workers, its augmentation)
+against samples/s of the model's training step on the run's device. The loader should deliver at least
+twice what the step consumes, so that it never limits a GPU run.
+"""
+
+import time
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from spikesweep.data import build_datasets
+from spikesweep.engine.distributed import DistInfo
+from spikesweep.engine.loop import make_loaders, resolve_amp, resolve_device
+from spikesweep.models import build_model
+from spikesweep.spiking import build_neuron, build_surrogate, reset_states
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_data(cfg: DictConfig, batches: int) -> dict[str, Any]:
+    """Time `batches` batches of the train loader (after its first, which starts the workers) and as many
+    training steps (forward, backward, SGD update) on one batch already on the device."""
+    bundle = build_datasets(cfg.dataset, cfg.paths.data_dir)
+    dist = DistInfo()
+    device = resolve_device(cfg.trainer.device, dist)
+    loader, _ = make_loaders(bundle.train, bundle.test, cfg.trainer, dist, int(cfg.seed), device)
+    batches = min(batches, len(loader) - 1)
+    if batches < 1:
+        raise ValueError(f"the training set gives {len(loader)} batch(es) of {cfg.trainer.batch_size}: too few to time")
+    it = iter(loader)
+    x, y = next(it)
+    started, seen = time.perf_counter(), 0
+    for _ in range(batches):
+        seen += len(next(it)[1])
+    loader_rate = seen / (time.perf_counter() - started)
+
+    model = build_model(cfg.model, build_neuron(cfg.neuron, build_surrogate(cfg.surrogate)), bundle.meta).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    amp = resolve_amp(cfg.trainer.amp, device)
+    x, y = x.to(device), y.to(device)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            loss = nn.functional.cross_entropy(model(x).float().mean(0), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        reset_states(model)
+
+    step()  # warm-up: allocations, kernel selection
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(batches):
+        step()
+    _sync(device)
+    step_rate = batches * len(y) / (time.perf_counter() - started)
+    return {
+        "dataset": cfg.dataset.name,
+        "model": cfg.model.name,
+        "device": str(device),
+        "num_workers": int(cfg.trainer.num_workers),
+        "batch_size": int(cfg.trainer.batch_size),
+        "batches": batches,
+        "loader_samples_per_s": round(loader_rate, 1),
+        "step_samples_per_s": round(step_rate, 1),
+        "ratio": round(loader_rate / step_rate, 2),
+    }

@@ -1,0 +1,147 @@
+"""Tiny datasets written in each dataset's real on-disk format, for tests that go through the real loaders.
+
+Every builder takes `data_dir` (what `paths.data_dir` points at) and writes the layout the matching
+`conf/dataset/<name>.yaml` reads, with `per_class` samples per class in each split. Pixels and events are
+random but reproducible; labels are known, so tests can check them. Reuse them in any test:
+
+    from tests.data.fixtures import make_cifar10
+    make_cifar10(tmp_path)  # then compose with paths.data_dir=<tmp_path> dataset=cifar10
+"""
+
+import gzip
+import pickle
+import struct
+from pathlib import Path
+
+import h5py
+import numpy as np
+from PIL import Image
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _cifar_batch(n_classes: int, per_class: int, seed: int, label_key: str) -> dict:
+    labels = [c for c in range(n_classes) for _ in range(per_class)]
+    data = _rng(seed).integers(0, 256, size=(len(labels), 3 * 32 * 32), dtype=np.uint8)
+    return {"batch_label": "fixture", label_key: labels, "data": data, "filenames": [f"{i}.png" for i in labels]}
+
+
+def _dump(obj: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=2)  # the real files are python-2 pickles; torchvision loads them latin1
+
+
+def make_cifar10(data_dir: Path, per_class: int = 1) -> Path:
+    """data_dir/cifar10/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}."""
+    folder = Path(data_dir) / "cifar10" / "cifar-10-batches-py"
+    for i in range(1, 6):
+        _dump(_cifar_batch(10, per_class, i, "labels"), folder / f"data_batch_{i}")
+    _dump(_cifar_batch(10, per_class, 0, "labels"), folder / "test_batch")
+    _dump({"label_names": CIFAR10_CLASSES, "num_cases_per_batch": 10 * per_class}, folder / "batches.meta")
+    return folder
+
+
+def make_cifar100(data_dir: Path, per_class: int = 1) -> Path:
+    """data_dir/cifar100/cifar-100-python/{train, test, meta} with fine and coarse labels."""
+    folder = Path(data_dir) / "cifar100" / "cifar-100-python"
+    for name, seed in (("train", 1), ("test", 2)):
+        batch = _cifar_batch(100, per_class, seed, "fine_labels")
+        batch["coarse_labels"] = [label // 5 for label in batch["fine_labels"]]
+        _dump(batch, folder / name)
+    _dump({"fine_label_names": [f"class{i:02d}" for i in range(100)],
+           "coarse_label_names": [f"super{i:02d}" for i in range(20)]}, folder / "meta")
+    return folder
+
+
+def _idx(path: Path, array: np.ndarray, magic: int) -> None:
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def make_mnist(data_dir: Path, per_class: int = 1) -> Path:
+    """data_dir/mnist/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz, as distributed."""
+    raw = Path(data_dir) / "mnist" / "MNIST" / "raw"
+    for prefix, seed in (("train", 1), ("t10k", 2)):
+        labels = np.repeat(np.arange(10), per_class)
+        images = _rng(seed).integers(0, 256, size=(len(labels), 28, 28))
+        _idx(raw / f"{prefix}-images-idx3-ubyte.gz", images, 2051)
+        _idx(raw / f"{prefix}-labels-idx1-ubyte.gz", labels, 2049)
+    return raw
+
+
+def make_imagenet(data_dir: Path, wnids: list[str], per_class: int = 1, extra: int = 1) -> Path:
+    """data_dir/imagenet/{train,val}/<wnid>/*.JPEG for the listed ids, plus `extra` unlisted classes."""
+    root = Path(data_dir) / "imagenet"
+    others = [f"n9{i:07d}" for i in range(extra)]
+    rng = _rng(3)
+    for split in ("train", "val"):
+        for wnid in [*wnids, *others]:
+            folder = root / split / wnid
+            folder.mkdir(parents=True, exist_ok=True)
+            for k in range(per_class):
+                pixels = rng.integers(0, 256, size=(36 + 4 * k, 44, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{wnid}_{k}.JPEG", quality=80)
+    return root
+
+
+def make_shd(data_dir: Path, per_class: int = 1, name: str = "shd", n_classes: int = 20) -> Path:
+    """data_dir/SHD/events_h5/shd_{train,test}.h5 with the real keys: spikes/times (s, float), spikes/units
+    (0..699), labels, extra/speaker, extra/keys, extra/meta_info. (SSC: name="ssc", n_classes=35, + valid.)"""
+    folder = Path(data_dir) / name.upper() / "events_h5"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = _rng(4)
+    splits = ("train", "valid", "test") if name == "ssc" else ("train", "test")
+    for split in splits:
+        labels = np.repeat(np.arange(n_classes), per_class).astype(np.uint16)
+        with h5py.File(folder / f"{name}_{split}.h5", "w") as f:
+            times = f.create_dataset("spikes/times", (len(labels),), dtype=h5py.vlen_dtype(np.float32))
+            units = f.create_dataset("spikes/units", (len(labels),), dtype=h5py.vlen_dtype(np.uint16))
+            for i in range(len(labels)):
+                n = int(rng.integers(20, 60))
+                times[i] = np.sort(rng.uniform(0.0, 0.9, n)).astype(np.float32)
+                units[i] = rng.integers(0, 700, n).astype(np.uint16)
+            f.create_dataset("labels", data=labels)
+            f.create_dataset("extra/speaker", data=np.zeros(len(labels), dtype=np.uint16))
+            f.create_dataset("extra/keys", data=np.array([f"word{i}".encode() for i in range(n_classes)]))
+            f.create_dataset("extra/meta_info/gender", data=np.array([b"female"]))
+    return folder
+
+
+def _events(rng: np.random.Generator, n: int, size: int = 128) -> dict[str, np.ndarray]:
+    return {
+        "t": np.sort(rng.integers(0, 1_000_000, n)).astype(np.int64),
+        "x": rng.integers(0, size, n).astype(np.uint16),
+        "y": rng.integers(0, size, n).astype(np.uint16),
+        "p": rng.integers(0, 2, n).astype(np.uint8),
+    }
+
+
+def make_cifar10_dvs(data_dir: Path, per_class: int = 10) -> Path:
+    """data_dir/CIFAR10DVS/events_np/<class>/cifar10_<class>_<i>.npz with t, x, y, p: the layout spikingjelly
+    2.x writes after converting the original aedat archives (and reads when events_np/ already exists)."""
+    root = Path(data_dir) / "CIFAR10DVS" / "events_np"
+    rng = _rng(5)
+    for name in CIFAR10_CLASSES:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            np.savez(root / name / f"cifar10_{name}_{i}.npz", **_events(rng, int(rng.integers(50, 200))))
+    return root.parent
+
+
+def make_dvs128_gesture(data_dir: Path, per_class: int = 1) -> Path:
+    """data_dir/DVS128Gesture/events_np/{train,test}/<label 0..10>/user<k>_<lighting>_<j>.npz (spikingjelly 2.x)."""
+    root = Path(data_dir) / "DVS128Gesture" / "events_np"
+    rng = _rng(6)
+    for split in ("train", "test"):
+        for label in range(11):
+            (root / split / str(label)).mkdir(parents=True, exist_ok=True)
+            for j in range(per_class):
+                np.savez(root / split / str(label) / f"user01_fluorescent_{j}.npz", **_events(rng, 100))
+    return root.parent

@@ -1,0 +1,60 @@
+"""Tiny fixtures for model tests: the real neuron factory and DatasetMeta, synthetic tensors."""
+
+import pytest
+import torch
+from torch import nn
+
+from spikesweep.data.registry import DatasetMeta
+from spikesweep.models import build_model
+from spikesweep.spiking import build_neuron, build_surrogate, reset_states
+
+
+def lif(**params):
+    return build_neuron({"name": "lif", **params}, build_surrogate({"name": "atan"}))
+
+
+def params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def build(name: str, meta: DatasetMeta, neuron=None, **cfg) -> nn.Module:
+    return build_model({"name": name, **cfg}, neuron or lif(), meta)
+
+
+def train_step(model: nn.Module, x: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """One SGD step as the engine takes it (loss on the T-mean); returns the [T, B, K] logits."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    logits = model(x)
+    loss = nn.functional.cross_entropy(logits.mean(0), torch.arange(x.shape[0]) % num_classes)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    reset_states(model)
+    assert torch.isfinite(loss)
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+    return logits.detach()
+
+
+def compose_recipe(name: str):
+    """The recipe as `spikesweep train experiment=NAME` composes it, validated; skipped (with the missing
+    option named) while a dataset or neuron it uses lives on a branch not merged here yet."""
+    from hydra.errors import MissingConfigException
+
+    from spikesweep.config_schema import validate
+    from tests.conftest import compose
+
+    try:
+        cfg = compose(f"experiment={name}")
+    except MissingConfigException as err:
+        pytest.skip(f"recipe {name} needs a config not on this branch yet: {str(err).splitlines()[0]}")
+    validate(cfg)
+    assert cfg.name == name
+    return cfg
+
+
+def recipe_model(cfg) -> nn.Module:
+    """The recipe's model, built with its neuron and surrogate for the shapes its dataset config states."""
+    shape = tuple(cfg.dataset.input_shape)
+    meta = DatasetMeta(int(cfg.dataset.num_classes), shape, int(cfg.dataset.T), temporal=len(shape) == 1)
+    neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate))
+    return build_model(cfg.model, neuron, meta)
