@@ -16,6 +16,11 @@ commands:
   compare DIR                         table of every run under DIR (markdown; CSV written beside)
   prepare dataset=NAME [overrides...]  check the files, convert/integrate/cache once (before a sweep)
   bench data dataset=NAME [overrides...] [--batches N]   loader samples/s vs the train step's
+  bench model model=X dataset=Y [--batch B] [--steps N] [--compile] [--amp bf16]
+                                      train-step samples/s and memory vs. spikingjelly's eager LIFNode
+  info model=X dataset=Y [overrides...]   params, FLOPs, SOPs and energy at init, memory per sample
+  verify-spikes CKPT [--batches N]    a trained model's logits with integer spikes vs. each integer k sent
+                                      as k binary spikes over sub-steps (SDT v3's claim); exit 1 on mismatch
 """
 
 
@@ -171,13 +176,77 @@ def cmd_prepare(args: list[str]) -> int:
     return 0
 
 
+def cmd_info(args: list[str]) -> int:
+    """Inspect a model on a dataset's input shape without training (the dataset's meta comes from its builder)."""
+    from spikesweep.compose import compose_config
+    from spikesweep.data import build_datasets
+    from spikesweep.metrics.energy import profile
+    from spikesweep.models import build_model
+    from spikesweep.override_check import check
+    from spikesweep.spiking import build_neuron, build_surrogate
+
+    problem = check(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    cfg = compose_config(args)
+    try:
+        meta = build_datasets(cfg.dataset, cfg.paths.data_dir).meta
+        model = build_model(cfg.model, build_neuron(cfg.neuron, build_surrogate(cfg.surrogate)), meta)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    stats = profile(model, tuple(meta.input_shape), meta.time_steps, meta.temporal)
+    print(f"| {cfg.model.name} on {cfg.dataset.name} (T={meta.time_steps}, input {tuple(meta.input_shape)}, "
+          f"{meta.num_classes} classes) | value |\n|---|---|")
+    for key, value in stats.items():
+        print(f"| {key} | {value:.4g} |")
+    return 0
+
+
+def cmd_verify_spikes(args: list[str]) -> int:
+    """Rebuild a run's model from the config stored in its checkpoint and compare the two spike codings."""
+    import torch
+
+    from spikesweep.data import build_datasets
+    from spikesweep.engine import checkpoint as ckpt
+    from spikesweep.metrics.spike_expansion import verify_expansion
+    from spikesweep.models import build_model
+    from spikesweep.spiking import build_neuron, build_surrogate
+
+    parser = argparse.ArgumentParser(prog="spikesweep verify-spikes")
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--batches", type=int, default=2, help="test batches of 16 samples to compare")
+    parser.add_argument("--atol", type=float, default=1e-4)
+    parser.add_argument("--rtol", type=float, default=1e-4)
+    opts = parser.parse_args(args)
+    try:
+        state = ckpt.load(opts.checkpoint)
+        cfg = state["config"]
+        bundle = build_datasets(cfg["dataset"], cfg["paths"]["data_dir"])
+        model = build_model(cfg["model"], build_neuron(cfg["neuron"], build_surrogate(cfg["surrogate"])), bundle.meta)
+        ckpt.load_model_weights(model, state, opts.checkpoint)
+    except (ckpt.CheckpointError, KeyError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    loader = torch.utils.data.DataLoader(bundle.test, batch_size=16)
+    batches = [x for x, _ in (b for _, b in zip(range(opts.batches), loader))]
+    check = verify_expansion(model, batches, opts.atol, opts.rtol)
+    print(f"{cfg['model']['name']}: {check.expanded_layers} layers expanded, up to {check.max_substeps} binary "
+          f"sub-steps; max |logit difference| {check.max_abs_diff:.3g} (max |logit| {check.max_abs_logit:.3g}, "
+          f"tolerance {check.atol:g} + {check.rtol:g} x max |logit|): {'MATCH' if check.match else 'MISMATCH'}")
+    return 0 if check.match else 1
+
+
 def cmd_bench(args: list[str]) -> int:
+    if args[:1] == ["model"]:
+        return _bench_model(args[1:])
     from hydra.errors import HydraException
 
     from spikesweep.config_schema import ConfigError
 
     parser = argparse.ArgumentParser(prog="spikesweep bench")
-    parser.add_argument("what", choices=["data"])
+    parser.add_argument("what", choices=["data", "model"])
     parser.add_argument("--batches", type=int, default=20, help="batches to time (after one warm-up)")
     opts, overrides = parser.parse_known_args(args)
     from spikesweep.bench.data import bench_data
@@ -193,9 +262,50 @@ def cmd_bench(args: list[str]) -> int:
     return 0
 
 
+def _bench_model(args: list[str]) -> int:
+    """`bench model`: the configured model and neuron vs. the same architecture on spikingjelly's eager LIFNode."""
+    import torch
+
+    from spikesweep.bench.model import bench_model
+    from spikesweep.compose import compose_config
+    from spikesweep.data import build_datasets
+    from spikesweep.override_check import check
+    from spikesweep.spiking import build_neuron, build_surrogate
+
+    parser = argparse.ArgumentParser(prog="spikesweep bench model")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--compile", action="store_true", help="torch.compile our model (not the eager reference)")
+    parser.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    opts, overrides = parser.parse_known_args(args)
+    problem = check(overrides)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    cfg = compose_config(overrides)
+    try:
+        meta = build_datasets(cfg.dataset, cfg.paths.data_dir).meta
+        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate))
+        amp = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[opts.amp]
+        results = bench_model(dict(cfg.model), neuron, meta, opts.batch, opts.steps, opts.warmup, opts.compile,
+                              torch.device(opts.device), amp)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    base = results["eager_lif"]
+    print(f"| {cfg.model.name}, {cfg.neuron.name}, T={meta.time_steps}, batch {opts.batch}, {opts.device} "
+          f"| samples/s | memory MiB | speed-up |\n|---|---|---|---|")
+    for label, stats in results.items():
+        print(f"| {label} | {stats.samples_per_s:.1f} | {stats.peak_mib:.0f} | {stats.samples_per_s / base.samples_per_s:.2f}x |")
+    return 0
+
+
+
 COMMANDS = {
     "train": cmd_train, "sweep": cmd_sweep, "list": cmd_list, "compare": cmd_compare, "prepare": cmd_prepare,
-    "bench": cmd_bench,
+    "bench": cmd_bench, "info": cmd_info, "verify-spikes": cmd_verify_spikes,
 }
 
 

@@ -1,0 +1,180 @@
+"""Synaptic operations and energy by forward hooks, in the Spikformer family's convention.
+
+Every Conv/Linear layer is classified by what it reads:
+- spikes (the output of a spiking neuron, possibly max-pooled, or any all-{0,1} tensor): each incoming
+  spike event costs one accumulate per synapse, so SOPs = MACs x events / inputs, and E = E_AC x SOPs;
+- real values (the raw image into the stem, membrane-like tensors): E = E_MAC x MACs.
+With the papers' models only the first layer reads real values, which gives the papers' formula
+E = E_MAC x FLOPs(first layer) + E_AC x SOPs(rest), with FLOPs counted as multiply-accumulates.
+
+Integer spikes (MultiSpike: values k/Norm) count k events per element, so an integer spike costs what its
+k binary spikes would. A neuron tells the value of one event through an optional `spike_unit` attribute
+(a float, or a tensor broadcastable to its output, e.g. 1/Norm); without it one event is worth 1, which
+is exact for binary neurons. Counts are what the model runs: a static image repeated T times pays its
+first layer T times. Attention's spike-matrix products are not counted (conv/linear only).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from spikesweep.spiking import is_spiking_neuron
+
+E_MAC_PJ = 4.6  # 45 nm, 32-bit float multiply-accumulate (Horowitz 2014), as every Spikformer-family paper
+E_AC_PJ = 0.9  # 45 nm, 32-bit float accumulate
+
+
+def layer_macs(module: nn.Module, output: torch.Tensor) -> int:
+    """Multiply-accumulates of one call of a conv or linear layer (all samples and time steps in `output`)."""
+    if isinstance(module, nn.Linear):
+        return output.numel() * module.in_features
+    assert isinstance(module, nn.modules.conv._ConvNd)
+    per_output = module.in_channels // module.groups
+    for k in module.kernel_size:
+        per_output *= k
+    return output.numel() * per_output
+
+
+@dataclass
+class LayerOps:
+    macs: float = 0.0  # multiply-accumulates the layer's weights see (dense count)
+    sops: float = 0.0  # synaptic operations when the input is spikes
+    spike_input: bool = True  # False once any call read real values
+    inputs: float = 0.0
+    events: float = 0.0
+
+
+@dataclass
+class EnergyReport:
+    """Totals per sample; per-layer dictionaries keyed by module name."""
+
+    samples: int
+    mac_flops: float  # MACs of layers reading real values, per sample
+    sops: float  # synaptic operations of layers reading spikes, per sample
+    dense_flops: float  # all MACs as if the network were an ANN, per sample
+    firing_rates: dict[str, float] = field(default_factory=dict)
+    layer_sops: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def energy_mj(self) -> float:
+        return (E_MAC_PJ * self.mac_flops + E_AC_PJ * self.sops) * 1e-9
+
+    @property
+    def firing_rate(self) -> float | None:
+        rates = list(self.firing_rates.values())
+        return sum(rates) / len(rates) if rates else None
+
+    def summary(self) -> dict[str, float]:
+        """The scalars a run logs next to its accuracy."""
+        out = {"energy_mj": self.energy_mj, "sops_g": self.sops / 1e9, "mac_flops_g": self.mac_flops / 1e9}
+        if self.firing_rate is not None:
+            out["firing_rate_layer_mean"] = self.firing_rate
+        return out
+
+
+class EnergyMonitor:
+    """Hooks every spiking neuron (firing rate, event unit) and every conv/linear layer (MACs, SOPs).
+
+    Use around evaluation forwards only: the hooks read every activation. `remove()` detaches them.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.samples = 0
+        self.ops: dict[str, LayerOps] = defaultdict(LayerOps)
+        self.spike_sums: dict[str, float] = defaultdict(float)
+        self.spike_counts: dict[str, int] = defaultdict(int)
+        self._events: dict[int, float] = {}  # data_ptr of a neuron output in this forward -> its event count
+        self.handles = [model.register_forward_pre_hook(self._count_samples)]
+        for name, m in model.named_modules():
+            if is_spiking_neuron(m):
+                self.handles.append(m.register_forward_hook(self._neuron_hook(name)))
+            elif isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
+                self.handles.append(m.register_forward_hook(self._synapse_hook(name)))
+
+    def _count_samples(self, _model: nn.Module, inputs: tuple) -> None:
+        self.samples += inputs[0].shape[0]  # models take [B, ...] and fold time inside
+        self._events.clear()
+
+    def _neuron_hook(self, name: str):
+        def record(module: nn.Module, _inputs: tuple, out: torch.Tensor) -> None:
+            out = out.detach()
+            self.spike_sums[name] += float(out.float().sum())
+            self.spike_counts[name] += out.numel()
+            unit = getattr(module, "spike_unit", 1.0)
+            self._events[out.data_ptr()] = float((out.float() / unit).sum())
+
+        return record
+
+    def _synapse_hook(self, name: str):
+        def record(m: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+            x = inputs[0].detach()
+            ops = self.ops[name]
+            macs = layer_macs(m, out)
+            ops.macs += macs
+            events = self._events.get(x.data_ptr())
+            if events is None and bool(((x == 0) | (x == 1)).all()):
+                events = float(x.float().sum())  # binary spikes that went through a max-pool
+            if events is None:
+                ops.spike_input = False
+                return
+            ops.inputs += x.numel()
+            ops.events += events
+            ops.sops += macs * events / x.numel()
+
+        return record
+
+    def report(self) -> EnergyReport:
+        n = max(self.samples, 1)
+        mac = sum(o.macs for o in self.ops.values() if not o.spike_input)
+        sops = {k: o.sops / n for k, o in self.ops.items() if o.spike_input}
+        rates = {k: self.spike_sums[k] / self.spike_counts[k] for k in self.spike_sums if self.spike_counts[k]}
+        return EnergyReport(
+            samples=self.samples,
+            mac_flops=mac / n,
+            sops=sum(sops.values()),
+            dense_flops=sum(o.macs for o in self.ops.values()) / n,
+            firing_rates=rates,
+            layer_sops=sops,
+        )
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def profile(model: nn.Module, input_shape: tuple[int, ...], time_steps: int, temporal: bool, batch: int = 2) -> dict[str, float]:
+    """Parameters, FLOPs, SOPs, energy and training memory per sample of a freshly built model.
+
+    One forward in train mode (BatchNorm on batch statistics, so the firing is that of a first training
+    step rather than of untrained running statistics) on uniform random input; memory per sample is the
+    bytes autograd saves for backward (the activation memory of a training step), divided by the batch.
+    """
+    from spikesweep.spiking import reset_states
+
+    shape = (batch, time_steps, *input_shape) if temporal else (batch, *input_shape)
+    x = torch.rand(shape)
+    saved: dict[int, int] = {}
+
+    def keep(t: torch.Tensor) -> torch.Tensor:
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    monitor = EnergyMonitor(model)
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+        model(x)
+    reset_states(model)
+    monitor.remove()
+    report = monitor.report()
+    return {
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "dense_gflops": report.dense_flops / 1e9,
+        "mac_gflops": report.mac_flops / 1e9,
+        "sops_g": report.sops / 1e9,
+        "energy_mj": report.energy_mj,
+        "firing_rate": report.firing_rate or 0.0,
+        "activation_mib_per_sample": sum(saved.values()) / batch / 2**20,
+        "param_mib": sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20,
+    }
