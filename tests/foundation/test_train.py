@@ -22,7 +22,7 @@ def test_run_directory_holds_everything(tmp_path):
     assert on_disk["final"]["test_top1"] == summary["final"]["test_top1"]
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [0, 1]
-    for key in ("lr", "train_loss", "test_top1", "test_top5", "samples_per_s", "firing_rate"):
+    for key in ("lr", "train_loss", "test_top1", "test_top5", "samples_per_s", "firing_rate", "energy_mj", "sops_g"):
         assert key in lines[0], key
     assert 0 < lines[0]["firing_rate"] < 1
     assert yaml.safe_load((tmp_path / "config.yaml").read_text())["seed"] == 3

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from spikesweep.engine import checkpoint as ckpt
 from spikesweep.engine.distributed import DistInfo, all_reduce_sum, broadcast_flag
 from spikesweep.engine.optim import build_optimizer, build_scheduler, resolve_lr
-from spikesweep.metrics import FiringRateMonitor, topk_correct
+from spikesweep.metrics import EnergyMonitor, topk_correct
 from spikesweep.spiking import reset_states
 from spikesweep.tracking import Tracker
 
@@ -115,9 +115,12 @@ def _progress(iterable, total: int, description: str):
 def evaluate(
     model: nn.Module, loader: DataLoader, device: torch.device, amp: torch.dtype | None, dist: DistInfo
 ) -> dict[str, float]:
-    """Loss, top-1/top-5 and mean firing rate over the whole test set (all ranks combined)."""
+    """Loss, top-1/top-5, mean firing rate and energy per sample over the whole test set (all ranks combined).
+
+    Firing rate and energy are measured on this process's shard (the model is the same on every rank).
+    """
     model.eval()
-    monitor = FiringRateMonitor(model)
+    monitor = EnergyMonitor(model)
     totals = torch.zeros(4, dtype=torch.float64)  # loss sum, top1, top5, count
     autocast = torch.autocast(device.type, dtype=amp) if amp else nullcontext()
     with torch.inference_mode(), autocast:
@@ -127,14 +130,16 @@ def evaluate(
             reset_states(model)
             top1, top5 = topk_correct(logits, y)
             totals += torch.tensor([float(nn.functional.cross_entropy(logits, y, reduction="sum")), top1, top5, len(y)])
-    rate = monitor.mean_rate()
     monitor.remove()
+    report = monitor.report()
     if dist.enabled:
         totals = all_reduce_sum(totals.to(device), dist).cpu()
     loss_sum, top1, top5, count = totals.tolist()
     out = {"test_loss": loss_sum / count, "test_top1": 100 * top1 / count, "test_top5": 100 * top5 / count}
-    if rate is not None:
-        out["firing_rate"] = rate
+    spikes, outputs = sum(monitor.spike_sums.values()), sum(monitor.spike_counts.values())
+    if outputs:
+        out["firing_rate"] = spikes / outputs
+        out |= {"energy_mj": report.energy_mj, "sops_g": report.sops / 1e9}
     return out
 
 

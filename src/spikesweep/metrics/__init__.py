@@ -1,6 +1,6 @@
-"""Accuracy and spiking-activity measurements."""
+"""Accuracy and spiking-activity measurements (firing rates, synaptic operations, energy)."""
 
 from spikesweep.metrics.accuracy import topk_correct
-from spikesweep.metrics.firing import FiringRateMonitor
+from spikesweep.metrics.energy import EnergyMonitor
 
-__all__ = ["FiringRateMonitor", "topk_correct"]
+__all__ = ["EnergyMonitor", "topk_correct"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-COLUMNS = ["job", "overrides", "status", "final_top1", "best_top1", "epochs", "firing_rate", "wall_time_s"]
+COLUMNS = ["job", "overrides", "status", "final_top1", "best_top1", "epochs", "firing_rate", "energy_mj", "wall_time_s"]
 
 
 def collect(root: Path) -> list[dict[str, Any]]:
@@ -28,6 +28,7 @@ def collect(root: Path) -> list[dict[str, Any]]:
                 "best_top1": best.get("test_top1"),
                 "epochs": summary.get("epochs"),
                 "firing_rate": final.get("firing_rate"),
+                "energy_mj": final.get("energy_mj"),
                 "wall_time_s": summary.get("wall_time_s"),
             }
         )
