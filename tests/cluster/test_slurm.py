@@ -143,3 +143,16 @@ def _only_sweep_dir_when_ready(tmp_path: Path) -> Path:
         assert time.time() < deadline, "the sweep directory never appeared"
         time.sleep(0.2)
     return _only_sweep_dir(tmp_path)
+
+
+def test_ddp_with_two_slurm_tasks_trains_and_rank0_writes_once(tmp_path):
+    out = run_cli(
+        "train", "-m", *ON_SLURM, "hydra.launcher.tasks_per_node=2", "hydra.launcher.cpus_per_task=1",
+        "trainer.epochs=2", *SHORT, "seed=0", cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_dir = _only_sweep_dir(tmp_path) / "0"
+    assert [e["epoch"] for e in _epochs(run_dir)] == [0, 1]  # one writer: no line twice
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert "world size 2" in (run_dir / "train.log").read_text()

@@ -58,6 +58,18 @@ def _load_all() -> None:
         importlib.import_module(f"spikesweep.data.{info.name}")
 
 
+def _load(name: str) -> None:
+    """Import only the module that registers `name` literally (startup stays fast), else all of them."""
+    if name in _BUILDERS:
+        return
+    pattern = f'register_dataset("{name}")'
+    for path in Path(__file__).parent.glob("*.py"):
+        if pattern in path.read_text():
+            importlib.import_module(f"spikesweep.data.{path.stem}")
+            return
+    _load_all()
+
+
 def dataset_names() -> list[str]:
     _load_all()
     return sorted(_BUILDERS)
@@ -65,9 +77,9 @@ def dataset_names() -> list[str]:
 
 def build_datasets(cfg: Mapping[str, Any], data_dir: str | Path) -> DataBundle:
     """Build train/test datasets from a `dataset` config node ({name, T, **options})."""
-    _load_all()
     params = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
     name = params.pop("name")
+    _load(name)
     if name not in _BUILDERS:
         raise ValueError(f"unknown dataset '{name}'; valid: {', '.join(dataset_names())}")
     stated_shape = params.pop("input_shape", None)

@@ -171,6 +171,8 @@ def fit(
         steps_per_epoch = min(steps_per_epoch, int(tcfg["max_steps_per_epoch"]))
 
     model.to(device)
+    if dist.enabled:
+        log.info("distributed: rank %d of world size %d on %s", dist.rank, dist.world_size, device)
     if tcfg.get("channels_last") and device.type == "cuda":
         model.to(memory_format=torch.channels_last)
     lr = resolve_lr(cfg["optimizer"], int(tcfg["batch_size"]) * dist.world_size)

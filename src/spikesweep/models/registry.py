@@ -6,6 +6,7 @@ so class counts and input shapes can only come from the dataset.
 
 import importlib
 import pkgutil
+from pathlib import Path
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -30,6 +31,18 @@ def _load_all() -> None:
         importlib.import_module(f"spikesweep.models.{info.name}")
 
 
+def _load(name: str) -> None:
+    """Import only the module that registers `name` literally (startup stays fast), else all of them."""
+    if name in _BUILDERS:
+        return
+    pattern = f'register_model("{name}")'
+    for path in Path(__file__).parent.glob("*.py"):
+        if pattern in path.read_text():
+            importlib.import_module(f"spikesweep.models.{path.stem}")
+            return
+    _load_all()
+
+
 def model_names() -> list[str]:
     _load_all()
     return sorted(_BUILDERS)
@@ -37,9 +50,9 @@ def model_names() -> list[str]:
 
 def build_model(cfg: Mapping[str, Any], neuron: Callable[..., nn.Module], meta: Any) -> nn.Module:
     """Build the model described by a `model` config node for the dataset described by `meta`."""
-    _load_all()
     params = dict(cfg)
     name = params.pop("name")
+    _load(name)
     if name not in _BUILDERS:
         raise ValueError(f"unknown model '{name}'; valid: {', '.join(model_names())}")
     try:
