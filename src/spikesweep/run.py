@@ -117,6 +117,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
             "params": sum(p.numel() for p in model.parameters()),
             "num_classes": bundle.meta.num_classes,
         }
+        method = build_method(cfg.method, cfg.model, neuron, bundle.meta)  # before any tracker starts
+        after_fit = getattr(method, "after_fit", None)
         if cfg.trainer.eval_only:
             source = Path(cfg.ckpt)
             ckpt.load_model_weights(model, ckpt.load(source), source)
@@ -124,11 +126,12 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
             _, test_loader = make_loaders(bundle.train, bundle.test, cfg.trainer, dist, int(cfg.seed), device)
             metrics = evaluate(model.to(device), test_loader, device, resolve_amp(cfg.trainer.amp, device), dist)
             summary |= {"status": "completed", "eval_only": True, "checkpoint": str(source), "final": metrics}
+            if after_fit is not None and dist.is_main:
+                summary[cfg.method.name] = after_fit(model, bundle.train, bundle.test, run_dir)
             return summary
         if cfg.get("ckpt"):
             source = Path(cfg.ckpt)
             ckpt.load_model_weights(model, ckpt.load(source), source)  # fine-tune from these weights
-        method = build_method(cfg.method, cfg.model, neuron, bundle.meta)  # before any tracker starts
         resume_epoch = None if resume is None else int(resume["epoch"])
         tracker = TrackerGroup(JsonlTracker(run_dir / "metrics.jsonl", resume_epoch) if dist.is_main else NullTracker())
         wandb_id = resume.get("wandb_id") if resume else None
@@ -157,8 +160,11 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         try:
             result = fit(model, bundle.train, bundle.test, bundle.meta.num_classes, cfg, run_dir, tracker, dist,
                          int(cfg.seed), extra, resume, method)
+            summary |= {"epochs": result.epochs_done, "final": result.final, "best": result.best}
+            if after_fit is not None and dist.is_main:
+                summary[cfg.method.name] = after_fit(model, bundle.train, bundle.test, run_dir)
             status = result.status
-            summary |= {"status": status, "epochs": result.epochs_done, "final": result.final, "best": result.best}
+            summary["status"] = status
         except NonFiniteLossError as err:
             summary |= {"status": "failed", "error": str(err)}
             raise RunError(f"{err}; the last good checkpoint is kept in {last.parent}") from err

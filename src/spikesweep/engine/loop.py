@@ -38,13 +38,21 @@ class NonFiniteLossError(RuntimeError):
 
 
 class TrainingMethod(Protocol):
-    """A training paradigm beyond plain BPTT (e.g. distillation), from the `method` config group."""
+    """A training paradigm beyond plain BPTT (e.g. distillation), from the `method` config group.
+
+    Two more hooks are optional (looked up with getattr, so a method only writes what it needs):
+    `before_step(model)`, called after backward (gradients unscaled and clipped) and before the optimizer
+    step, for rules that write their own updates into `.grad` (STDP); and, in run.py,
+    `after_fit(model, train_set, test_set, run_dir) -> dict`, called once on the trained (or evaluated)
+    model, whose result is stored under the method's name in summary.json (ANN -> SNN conversion).
+    """
 
     def attach(self, model: nn.Module, device: torch.device) -> None:
         """Called once, after the model is on its device and before the first step."""
 
-    def loss(self, x: torch.Tensor, logits: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
-        """The loss to minimise, given the batch, the model's T-mean logits and the engine's loss on them."""
+    def loss(self, x: torch.Tensor, logits: torch.Tensor, loss: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss to minimise, given the batch, the model's T-mean logits, the engine's loss on them and the
+        target it used (class indices, or soft labels under mixup)."""
 
 
 @dataclass
@@ -210,6 +218,7 @@ def fit(
     smoothing = float(tcfg["label_smoothing"])
     criterion = SoftTargetCrossEntropy() if mixup else nn.CrossEntropyLoss(label_smoothing=smoothing)
     grad_clip = tcfg.get("grad_clip")
+    before_step = getattr(method, "before_step", None)
     autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp else nullcontext
 
     for epoch in range(start_epoch, epochs):
@@ -234,15 +243,18 @@ def fit(
                 logits = net(x).float().mean(0)
                 loss = criterion(logits, target)
                 if method is not None:
-                    loss = method.loss(x, logits, loss)
+                    loss = method.loss(x, logits, loss, target)
             stop = broadcast_flag(not torch.isfinite(loss).item(), dist)
             if stop:
                 raise NonFiniteLossError(f"loss became {loss.item()} at epoch {epoch}, step {step}")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            if grad_clip or before_step:
+                scaler.unscale_(optimizer)  # a method's own updates must not be divided by the loss scale
             if grad_clip:
-                scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
+            if before_step:
+                before_step(model)
             scaler.step(optimizer)
             scaler.update()
             reset_states(net)

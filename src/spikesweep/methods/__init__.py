@@ -1,8 +1,8 @@
 """Training paradigms beyond plain BPTT, chosen by the `method` config group.
 
 A method is an object the engine consults at every training step (see `TrainingMethod` in
-engine/loop.py): `attach(model, device)` once, then `loss(x, logits, loss)` returns the loss to minimise.
-`bptt` is the absence of one.
+engine/loop.py): `attach(model, device)` once, then `loss(x, logits, loss, target)` returns the loss to
+minimise; optional `before_step(model)` and `after_fit(...)` hooks. `bptt` is the absence of one.
 """
 
 from collections.abc import Callable, Mapping
@@ -11,10 +11,12 @@ from typing import Any
 from torch import nn
 
 from spikesweep.methods.distill import build_distillation
+from spikesweep.methods.stdbp import STDBP_METHODS
 
 METHODS: dict[str, Callable[..., Any]] = {
     "distill_response": build_distillation,
     "distill_feature": build_distillation,
+    **STDBP_METHODS,
 }
 
 

@@ -46,8 +46,12 @@ class Distillation:
         if len(student.feature_layers) != len(self.teacher.feature_layers):
             raise ValueError("feature distillation: student and teacher have different numbers of activation layers")
 
-    def loss(self, x: torch.Tensor, logits: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
-        """`logits`: the student's T-mean logits for batch x; `loss`: the engine's loss on them."""
+    def loss(
+        self, x: torch.Tensor, logits: torch.Tensor, loss: torch.Tensor, target: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`logits`: the student's T-mean logits for batch x; `loss`: the engine's loss on them. The teacher
+        replaces the labels, so `target` is not used."""
+        del target
         with torch.no_grad():
             teacher_logits = self.teacher(x).float().mean(0)
             reset_states(self.teacher)  # a spiking teacher starts every batch from rest, like the student
