@@ -1,21 +1,205 @@
 """Surrogate gradients by name: the `surrogate` config group resolves here.
 
-Each entry maps a config name to a constructor taking the config's parameters. spikingjelly's built-in
-surrogates are used where they exist (their fused GPU kernels recognise them).
+Binary surrogates: forward is the Heaviside step H(x) (x = membrane - threshold); backward is the
+derivative of a smooth primitive. spikingjelly's built-ins are used where they exist (its fused kernels
+recognise them); the shapes it lacks are ours, each an autograd Function over its `grad` formula.
+
+Integer surrogates (for MultiSpike neurons, SDT v3): forward is the quantiser q(x) = round(clamp(x, 0, D));
+backward is `grad`. "Error-controlled" surrogates (err_atan, err_rect) are defined in `IntegerSurrogate`.
 """
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 from spikingjelly.activation_based import surrogate as sj
+from torch import nn
 
-SURROGATES: dict[str, Callable[..., Any]] = {
+
+class _SpikeFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, surrogate: "Surrogate") -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.surrogate = surrogate
+        return surrogate.spike(x)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (x,) = ctx.saved_tensors
+        return grad_out * ctx.surrogate.grad(x), None
+
+
+class Surrogate(nn.Module):
+    """Exact spikes forward, `grad(x)` backward; `primitive(x)` is the smooth function `grad` derives from."""
+
+    integer = False  # True for surrogates of the integer quantiser (MultiSpike neurons)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _SpikeFn.apply(x, self)
+
+    def spike(self, x: torch.Tensor) -> torch.Tensor:
+        return (x >= 0).to(x.dtype)
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def primitive(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def _positive(name: str, **values: float) -> None:
+    for key, value in values.items():
+        if not value > 0:
+            raise ValueError(f"surrogate '{name}': {key} must be > 0, got {value}")
+
+
+class Rectangle(Surrogate):
+    """grad = 1/width inside |x| < width/2: a box of unit area (GAC ImageNet: width 1 around threshold)."""
+
+    def __init__(self, width: float = 1.0) -> None:
+        super().__init__()
+        _positive("rectangle", width=width)
+        self.width = float(width)
+
+    def grad(self, x):
+        return (x.abs() < self.width / 2).to(x.dtype) / self.width
+
+    def primitive(self, x):
+        return torch.clamp(x / self.width + 0.5, 0.0, 1.0)
+
+
+class Triangle(Surrogate):
+    """GAC's ZIF: grad = (1/gamma)^2 max(0, gamma - |x|), a triangle of unit area and half-width gamma."""
+
+    def __init__(self, gamma: float = 1.0) -> None:
+        super().__init__()
+        _positive("triangle", gamma=gamma)
+        self.gamma = float(gamma)
+
+    def grad(self, x):
+        return torch.clamp(self.gamma - x.abs(), min=0.0) / self.gamma**2
+
+    def primitive(self, x):
+        g = self.gamma
+        y = torch.clamp(x, -g, g)
+        return 0.5 + y / g - torch.sign(y) * y**2 / (2 * g * g)
+
+
+class Trapezoid(Surrogate):
+    """grad = 1/(width) on the flat top |x| < width/2 - ramp/2, falling linearly to 0 over `ramp`; unit area."""
+
+    def __init__(self, width: float = 1.0, ramp: float = 0.5) -> None:
+        super().__init__()
+        _positive("trapezoid", width=width, ramp=ramp)
+        if ramp > width:
+            raise ValueError(f"surrogate 'trapezoid': ramp ({ramp}) must not exceed width ({width})")
+        self.width, self.ramp = float(width), float(ramp)
+
+    def grad(self, x):
+        top, edge = self.width / 2 - self.ramp / 2, self.width / 2 + self.ramp / 2
+        return torch.clamp((edge - x.abs()) / self.ramp, 0.0, 1.0) / self.width
+
+    def primitive(self, x):
+        # Integral of grad from -inf: piecewise quadratic ramps around a linear top.
+        a, b = self.width / 2 - self.ramp / 2, self.width / 2 + self.ramp / 2
+        h = 1.0 / self.width
+
+        def half(u):  # integral of grad over [0, u] for u >= 0
+            u = torch.clamp(u, max=b)
+            flat = torch.clamp(u, max=a)
+            on_ramp = torch.clamp(u - a, min=0.0)
+            return h * (flat + on_ramp - on_ramp**2 / (2 * self.ramp))
+
+        return 0.5 + torch.sign(x) * half(x.abs())
+
+
+class IntegerSurrogate(Surrogate):
+    """Surrogates of q(x) = round(clamp(x, 0, D)), the MultiSpike quantiser.
+
+    - `ste`: grad = 1 inside [0, D], 0 outside (straight-through inside the clamp range; upstream SDT v3).
+    - error-controlled (`err_atan`, `err_rect`): for the backward only, q is replaced by a smooth staircase
+      S(x) = sum_{k=0}^{D-1} s((x - (k + 1/2)) / w) of D unit steps centred on the rounding thresholds
+      k + 1/2, with s an ATan step (1/2 + atan(pi u / 2) / pi) or a linear ramp (clamp(u + 1/2, 0, 1)), and
+      grad(x) = S'(x). The contract, tested: |S(x) - q(x)| <= eps at every x farther than `band` from all
+      thresholds. The ramp meets it exactly (w = 2 band, so S = q outside the bands and eps is met with
+      zero error); for ATan, whose tails add up across the D steps, w is the largest width meeting eps,
+      found by bisection. Smaller eps or band concentrates the gradient near the thresholds.
+    """
+
+    integer = True
+
+    def __init__(self, kind: str, max_value: int = 4, eps: float = 0.05, band: float = 0.25) -> None:
+        super().__init__()
+        if int(max_value) < 1:
+            raise ValueError(f"surrogate '{kind}': max_value must be >= 1, got {max_value}")
+        _positive(kind, eps=eps, band=band)
+        if band >= 0.5:
+            raise ValueError(f"surrogate '{kind}': band must be < 0.5 (half the distance between thresholds)")
+        self.kind, self.max_value, self.eps, self.band = kind, int(max_value), float(eps), float(band)
+        self.width = {"ste": 1.0, "err_rect": 2 * self.band, "err_atan": _atan_width(self.max_value, eps, band)}[kind]
+
+    def spike(self, x):
+        return torch.round(torch.clamp(x, 0, self.max_value))
+
+    def _steps(self, x):
+        return [(x - (k + 0.5)) / self.width for k in range(self.max_value)]
+
+    def grad(self, x):
+        if self.kind == "ste":
+            return ((x >= 0) & (x <= self.max_value)).to(x.dtype)
+        if self.kind == "err_rect":
+            return sum((u.abs() < 0.5).to(x.dtype) for u in self._steps(x)) / self.width
+        return sum(1.0 / (2 * (1 + (math.pi / 2 * u) ** 2)) for u in self._steps(x)) / self.width
+
+    def primitive(self, x):
+        if self.kind == "ste":
+            return torch.clamp(x, 0, self.max_value)
+        if self.kind == "err_rect":
+            return sum(torch.clamp(u + 0.5, 0.0, 1.0) for u in self._steps(x))
+        return sum(0.5 + torch.atan(math.pi / 2 * u) / math.pi for u in self._steps(x))
+
+
+def staircase_error(surrogate: IntegerSurrogate, points: int = 8001) -> float:
+    """max |S - q| over x farther than `band` from every threshold (the error-control contract)."""
+    d = surrogate.max_value
+    xs = torch.linspace(-2.0, d + 2.0, points, dtype=torch.float64)
+    near = torch.stack([(xs - (k + 0.5)).abs() for k in range(d)]).min(0).values < surrogate.band
+    error = (surrogate.primitive(xs) - torch.round(torch.clamp(xs, 0, d))).abs()
+    return float(error[~near].max())
+
+
+def _atan_width(max_value: int, eps: float, band: float) -> float:
+    """Largest ATan step width meeting the contract; the error grows with the width, so bisect."""
+    probe = IntegerSurrogate.__new__(IntegerSurrogate)
+    probe.kind, probe.max_value, probe.band = "err_atan", max_value, band
+
+    def error(width: float) -> float:
+        probe.width = width
+        return staircase_error(probe)
+
+    lo, hi = 1e-6, 1.0
+    if error(hi) <= eps:
+        return hi
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if error(mid) <= eps else (lo, mid)
+    return lo
+
+
+SURROGATES: dict[str, Callable[..., nn.Module]] = {
     "sigmoid": lambda alpha=4.0: sj.Sigmoid(alpha=float(alpha)),
     "atan": lambda alpha=2.0: sj.ATan(alpha=float(alpha)),
     "piecewise_quadratic": lambda alpha=1.0: sj.PiecewiseQuadratic(alpha=float(alpha)),
     "erf": lambda alpha=2.0: sj.Erf(alpha=float(alpha)),
     "softsign": lambda alpha=2.0: sj.SoftSign(alpha=float(alpha)),
     "super_spike": lambda alpha=1.0: sj.SuperSpike(alpha=float(alpha)),
+    "rectangle": Rectangle,
+    "triangle": Triangle,
+    "trapezoid": Trapezoid,
+    "ste": lambda D=4: IntegerSurrogate("ste", D),
+    "err_atan": lambda D=4, eps=0.05, band=0.25: IntegerSurrogate("err_atan", D, eps, band),
+    "err_rect": lambda D=4, band=0.25: IntegerSurrogate("err_rect", D, band=band),
 }
 
 
@@ -23,7 +207,12 @@ def surrogate_names() -> list[str]:
     return sorted(SURROGATES)
 
 
-def build_surrogate(cfg: Mapping[str, Any]) -> Any:
+def is_integer(surrogate: nn.Module) -> bool:
+    """Integer surrogates quantise to {0..D}; binary neurons cannot use them, MultiSpike needs them."""
+    return bool(getattr(surrogate, "integer", False))
+
+
+def build_surrogate(cfg: Mapping[str, Any]) -> nn.Module:
     """Build the surrogate described by a `surrogate` config node ({name, **params})."""
     params = dict(cfg)
     name = params.pop("name")

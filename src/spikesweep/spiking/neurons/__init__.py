@@ -1,41 +1,73 @@
 """Neuron families by name: the `neuron` config group resolves here.
 
-`build_neuron` returns a factory so a model can create one neuron per layer and still override a
-per-layer setting (e.g. the attention neuron's threshold) without knowing the family.
+`build_neuron` returns a factory so a model can create one neuron per layer and still pass per-layer
+settings (the attention neuron's threshold, the head spike's Norm, a layer's channels, T for PSN) without
+knowing the family.
 """
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from torch import nn
 
-from spikesweep.spiking.neurons.lif import build_if, build_lif
+from spikesweep.spiking.neurons.gac import build_gac_lif
+from spikesweep.spiking.neurons.lif import build_clif, build_if, build_lif, build_osr, build_plif
+from spikesweep.spiking.neurons.multispike import MultiSpike
+from spikesweep.spiking.neurons.psn import build_masked_psn, build_psn, build_sliding_psn
 
 NeuronFactory = Callable[..., nn.Module]
 
 NEURONS: dict[str, Callable[..., nn.Module]] = {
     "if": build_if,
     "lif": build_lif,
+    "plif": build_plif,
+    "clif": build_clif,
+    "osr": build_osr,
+    "gac_lif": build_gac_lif,
+    "psn": build_psn,
+    "sliding_psn": build_sliding_psn,
+    "masked_psn": build_masked_psn,
+    "multispike": MultiSpike,
 }
+# Keys a model may pass to any neuron; a family that has no use for one ignores it.
+OPTIONAL_OVERRIDES = {"time_steps", "channels", "norm_value"}
 
 
 def neuron_names() -> list[str]:
     return sorted(NEURONS)
 
 
+def _accepts(builder: Callable[..., nn.Module]) -> set[str]:
+    return set(inspect.signature(builder).parameters)
+
+
 def build_neuron(cfg: Mapping[str, Any], surrogate: Any) -> NeuronFactory:
-    """Return `factory(**overrides) -> nn.Module` for the neuron described by `cfg` ({name, **params})."""
+    """Return `factory(**overrides) -> nn.Module` for the neuron described by `cfg` ({name, backend, **params})."""
     params = dict(cfg)
     name = params.pop("name")
+    backend = params.pop("backend", "torch")
     if name not in NEURONS:
         raise ValueError(f"unknown neuron '{name}'; valid: {', '.join(neuron_names())}")
+    if backend != "torch":
+        raise ValueError(f"neuron backend '{backend}' is not available; valid: torch")
     builder = NEURONS[name]
+    if getattr(surrogate, "integer", False) and name != "multispike":
+        raise ValueError(
+            f"neuron '{name}' emits binary spikes but the surrogate is for integer spikes; "
+            "use a binary surrogate (atan, sigmoid, rectangle, triangle, ...)"
+        )
+    accepted = _accepts(builder) - {"surrogate"}
+    unknown = set(params) - accepted
+    if unknown:
+        raise ValueError(f"neuron '{name}': unknown parameter(s) {sorted(unknown)}; valid: {sorted(accepted)}")
 
     def factory(**overrides: Any) -> nn.Module:
+        kwargs = {**params, **overrides}
+        kwargs = {k: v for k, v in kwargs.items() if k in accepted or k not in OPTIONAL_OVERRIDES}
         try:
-            return builder(surrogate=surrogate, **{**params, **overrides})
+            return builder(surrogate=surrogate, **kwargs)
         except TypeError as err:
             raise ValueError(f"neuron '{name}': bad parameters ({err})") from err
 
-    factory(**{})  # fail at build time, not deep inside a model, on a bad parameter
     return factory

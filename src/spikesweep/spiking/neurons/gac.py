@@ -1,0 +1,45 @@
+"""The LIF of Gated Attention Coding / MS-ResNet: multiplicative decay and a hard reset by (1 - s)."""
+
+from typing import Any
+
+import torch
+from spikingjelly.activation_based import base
+from torch import nn
+
+
+class GacLIF(base.MemoryModule):
+    """u_t = decay * u_{t-1} * (1 - s_{t-1}) + x_t;  s_t = surrogate(u_t - threshold).
+
+    The CIFAR code keeps the reset in the graph (gradients flow through 1 - s); the ImageNet code detaches
+    it. Input [T, B, ...], output spikes of the same shape.
+    """
+
+    def __init__(self, surrogate: Any, decay: float = 0.5, threshold: float = 1.0, detach_reset: bool = False) -> None:
+        super().__init__()
+        if not 0 <= decay <= 1:
+            raise ValueError(f"neuron 'gac_lif': decay must be in [0, 1], got {decay}")
+        self.surrogate_function = surrogate
+        self.decay, self.threshold, self.detach_reset = float(decay), float(threshold), detach_reset
+        self.step_mode = "m"
+        self.register_memory("v", 0.0)
+        self.register_memory("s", 0.0)
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        u, s = self.v, self.s  # floats after a reset, tensors when a sequence continues
+        spikes = []
+        for x in x_seq:
+            keep = 1 - (s.detach() if self.detach_reset and isinstance(s, torch.Tensor) else s)
+            u = self.decay * u * keep + x
+            s = self.surrogate_function(u - self.threshold)
+            spikes.append(s)
+        self.v, self.s = u, s
+        return torch.stack(spikes)
+
+    def extra_repr(self) -> str:
+        return f"decay={self.decay}, threshold={self.threshold}, detach_reset={self.detach_reset}"
+
+
+def build_gac_lif(
+    surrogate: Any, decay: float = 0.5, threshold: float = 1.0, detach_reset: bool = False
+) -> nn.Module:
+    return GacLIF(surrogate, decay, threshold, detach_reset)
