@@ -192,7 +192,7 @@ def cmd_info(args: list[str]) -> int:
     cfg = compose_config(args)
     try:
         meta = build_datasets(cfg.dataset, cfg.paths.data_dir).meta
-        model = build_model(cfg.model, build_neuron(cfg.neuron, build_surrogate(cfg.surrogate)), meta)
+        model = build_model(cfg.model, build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), meta.time_steps), meta)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -224,7 +224,7 @@ def cmd_verify_spikes(args: list[str]) -> int:
         state = ckpt.load(opts.checkpoint)
         cfg = state["config"]
         bundle = build_datasets(cfg["dataset"], cfg["paths"]["data_dir"])
-        model = build_model(cfg["model"], build_neuron(cfg["neuron"], build_surrogate(cfg["surrogate"])), bundle.meta)
+        model = build_model(cfg["model"], build_neuron(cfg["neuron"], build_surrogate(cfg["surrogate"]), bundle.meta.time_steps), bundle.meta)
         ckpt.load_model_weights(model, state, opts.checkpoint)
     except (ckpt.CheckpointError, KeyError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -287,7 +287,7 @@ def _bench_model(args: list[str]) -> int:
     cfg = compose_config(overrides)
     try:
         meta = build_datasets(cfg.dataset, cfg.paths.data_dir).meta
-        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate))
+        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), meta.time_steps)
         amp = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[opts.amp]
         results = bench_model(dict(cfg.model), neuron, meta, opts.batch, opts.steps, opts.warmup, opts.compile,
                               torch.device(opts.device), amp)

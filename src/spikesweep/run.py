@@ -109,7 +109,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
     try:
         seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
         bundle = build_datasets(cfg.dataset, cfg.paths.data_dir)
-        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate))
+        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), bundle.meta.time_steps)
         model = build_model(cfg.model, neuron, bundle.meta)
         summary |= {
             "model": cfg.model.name,

@@ -1,7 +1,7 @@
 """Membrane state handling shared by every neuron family."""
 
 from torch import nn
-from spikingjelly.activation_based import base, functional
+from spikingjelly.activation_based import functional
 
 
 def reset_states(model: nn.Module) -> None:
@@ -10,5 +10,6 @@ def reset_states(model: nn.Module) -> None:
 
 
 def is_spiking_neuron(module: nn.Module) -> bool:
-    """True for modules whose output is a spike train (used by firing-rate hooks)."""
-    return isinstance(module, base.MemoryModule) and getattr(module, "emits_spikes", True)
+    """True for modules whose output is a spike train (firing-rate and energy hooks): every neuron, ours or
+    spikingjelly's, carries a surrogate function; stateless ones (PSN) are not MemoryModules."""
+    return hasattr(module, "surrogate_function")

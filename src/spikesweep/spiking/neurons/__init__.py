@@ -42,8 +42,11 @@ def _accepts(builder: Callable[..., nn.Module]) -> set[str]:
     return set(inspect.signature(builder).parameters)
 
 
-def build_neuron(cfg: Mapping[str, Any], surrogate: Any) -> NeuronFactory:
-    """Return `factory(**overrides) -> nn.Module` for the neuron described by `cfg` ({name, backend, **params})."""
+def build_neuron(cfg: Mapping[str, Any], surrogate: Any, time_steps: int | None = None) -> NeuronFactory:
+    """Return `factory(**overrides) -> nn.Module` for the neuron described by `cfg` ({name, backend, **params}).
+
+    `time_steps` (the dataset's T) reaches the families that need it when built (PSN, masked PSN).
+    """
     params = dict(cfg)
     name = params.pop("name")
     backend = params.pop("backend", "torch")
@@ -58,12 +61,14 @@ def build_neuron(cfg: Mapping[str, Any], surrogate: Any) -> NeuronFactory:
             "use a binary surrogate (atan, sigmoid, rectangle, triangle, ...)"
         )
     accepted = _accepts(builder) - {"surrogate"}
-    unknown = set(params) - accepted
+    unknown = set(params) - accepted - OPTIONAL_OVERRIDES
     if unknown:
         raise ValueError(f"neuron '{name}': unknown parameter(s) {sorted(unknown)}; valid: {sorted(accepted)}")
 
+    defaults = {"time_steps": time_steps} if time_steps is not None else {}
+
     def factory(**overrides: Any) -> nn.Module:
-        kwargs = {**params, **overrides}
+        kwargs = {**defaults, **params, **overrides}
         kwargs = {k: v for k, v in kwargs.items() if k in accepted or k not in OPTIONAL_OVERRIDES}
         try:
             return builder(surrogate=surrogate, **kwargs)

@@ -1,0 +1,95 @@
+"""Surrogates: exact spikes forward, and a backward equal to the derivative of the smooth primitive."""
+
+import math
+
+import pytest
+import torch
+
+from spikesweep.spiking.surrogate import IntegerSurrogate, build_surrogate, staircase_error, surrogate_names
+
+OURS = ["rectangle", "triangle", "trapezoid", "ste", "err_atan", "err_rect"]
+
+
+def _points(surrogate, n=64):
+    """Random float64 points away from the kinks of piecewise primitives (gradcheck needs smoothness)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.empty(n, dtype=torch.float64).uniform_(-2.5, 5.5, generator=g)
+    return x
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_backward_is_the_derivative_of_the_primitive(name):
+    s = build_surrogate({"name": name})
+    x = _points(s).requires_grad_(True)
+    s(x).sum().backward()
+    ours = x.grad.clone()
+    y = x.detach().clone().requires_grad_(True)
+    s.primitive(y).sum().backward()
+    assert torch.allclose(ours, y.grad, atol=1e-9), name
+
+
+@pytest.mark.parametrize("name", ["triangle", "err_atan"])
+def test_gradcheck_of_the_smooth_primitives(name):
+    s = build_surrogate({"name": name})
+    x = _points(s, 16).requires_grad_(True)
+    assert torch.autograd.gradcheck(s.primitive, (x,), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "primitive"), [
+    ("sigmoid", lambda x: torch.sigmoid(4.0 * x)),
+    ("atan", lambda x: 0.5 + torch.atan(math.pi / 2 * 2.0 * x) / math.pi),
+])
+def test_spikingjelly_surrogates_match_their_primitives(name, primitive):
+    s = build_surrogate({"name": name})
+    x = _points(s).float().requires_grad_(True)
+    s(x).sum().backward()
+    y = x.detach().clone().requires_grad_(True)
+    primitive(y).sum().backward()
+    assert torch.allclose(x.grad, y.grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", [n for n in surrogate_names() if n not in ("ste", "err_atan", "err_rect")])
+def test_binary_forward_is_exactly_the_step(name):
+    x = torch.tensor([-1.0, -1e-4, 0.0, 1e-4, 2.0])
+    assert torch.equal(build_surrogate({"name": name})(x), torch.tensor([0.0, 0.0, 1.0, 1.0, 1.0]))
+
+
+@pytest.mark.parametrize("name", ["ste", "err_atan", "err_rect"])
+def test_integer_forward_is_exactly_the_quantiser(name):
+    x = torch.tensor([-3.0, 0.2, 0.5001, 1.49, 2.6, 3.5, 9.0])
+    assert torch.equal(build_surrogate({"name": name, "D": 4})(x), torch.tensor([0.0, 0.0, 1.0, 1.0, 3.0, 4.0, 4.0]))
+
+
+@pytest.mark.parametrize("D", [2, 4, 8])
+@pytest.mark.parametrize("eps", [0.1, 0.05, 0.01])
+@pytest.mark.parametrize("kind", ["err_atan", "err_rect"])
+def test_error_controlled_staircase_stays_within_eps(kind, D, eps):
+    s = IntegerSurrogate(kind, D, eps=eps)
+    assert staircase_error(s, points=20001) <= eps + 1e-9
+
+
+def test_smaller_eps_concentrates_the_gradient():
+    wide, narrow = IntegerSurrogate("err_atan", 4, eps=0.1), IntegerSurrogate("err_atan", 4, eps=0.01)
+    assert narrow.width < wide.width
+    at_threshold = torch.tensor([1.5], dtype=torch.float64)
+    assert narrow.grad(at_threshold) > wide.grad(at_threshold)
+
+
+@pytest.mark.parametrize(("cfg", "message"), [
+    ({"name": "nope"}, "unknown surrogate 'nope'; valid: "),
+    ({"name": "triangle", "gamma": 0.0}, "gamma must be > 0"),
+    ({"name": "trapezoid", "width": 0.5, "ramp": 1.0}, "ramp .* must not exceed width"),
+    ({"name": "err_atan", "band": 0.6}, "band must be < 0.5"),
+    ({"name": "atan", "beta": 1.0}, "bad parameters"),
+])
+def test_bad_surrogate_parameters(cfg, message):
+    with pytest.raises(ValueError, match=message):
+        build_surrogate(cfg)
+
+
+def test_surrogates_pickle():
+    import pickle
+
+    for name in OURS:
+        s = build_surrogate({"name": name})
+        assert type(pickle.loads(pickle.dumps(s))) is type(s)
