@@ -111,7 +111,7 @@ def test_submitit_reports_a_cancelled_job_instead_of_waiting_forever(tmp_path):
     deadline = time.monotonic() + 60
     while job.state not in ("RUNNING", "COMPLETED", "FAILED") and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert job.state == "RUNNING"
+    assert job.state == "RUNNING", f"job {job.job_id} is {job.state}: {job.stderr() or job.stdout()}"
     job.cancel()
 
     outcome: list = []
