@@ -93,3 +93,10 @@ def test_surrogates_pickle():
     for name in OURS:
         s = build_surrogate({"name": name})
         assert type(pickle.loads(pickle.dumps(s))) is type(s)
+
+
+def test_plot_of_all_surrogates(tmp_path):
+    from spikesweep.spiking.plot import plot_surrogates
+
+    plot_surrogates(tmp_path / "s.png")
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "s.png").stat().st_size > 10_000
