@@ -6,7 +6,7 @@ from torch import nn
 
 from spikesweep.metrics.energy import E_AC_PJ, E_MAC_PJ, EnergyMonitor, profile
 from spikesweep.models import build_model
-from tests.models.transformer_helpers import IntegerSpike, lif, meta
+from tests.models.transformer_helpers import integer_spike, lif, meta
 
 
 class Tiny(nn.Module):
@@ -20,7 +20,7 @@ class Tiny(nn.Module):
 
 @pytest.mark.parametrize("first_out,events", [([1.0, 0.0, 5.0], 1 + 4), ([3.0, 2.0, 0.0], 3 + 2)])
 def test_integer_spikes_cost_one_accumulate_per_event(first_out, events):
-    model = Tiny(IntegerSpike())
+    model = Tiny(integer_spike())
     model.first.weight.data = torch.tensor([first_out]).T.repeat(1, 4) / 2  # input halves -> first_out
     monitor = EnergyMonitor(model)
     model(torch.full((2, 4), 0.5))  # real-valued, not spike-like

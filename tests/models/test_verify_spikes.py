@@ -11,7 +11,7 @@ from tests.models.transformer_helpers import integer_spike, meta
 
 def _sdtv3():
     torch.manual_seed(0)
-    model = build_model({"name": "sdtv3_t", "head_neuron": {"norm": 1.0}}, integer_spike, meta(10, (3, 32, 32), 1))
+    model = build_model({"name": "sdtv3_t", "head_neuron": {"norm_value": 1.0}}, integer_spike, meta(10, (3, 32, 32), 1))
     for bn in (m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)):
         bn.momentum, bn.weight.data = 1.0, torch.full_like(bn.weight, 2.0)  # eval BN = this batch's, wide
     with torch.no_grad():

@@ -3,7 +3,6 @@
 from types import SimpleNamespace
 
 import torch
-from spikingjelly.activation_based import base
 
 from spikesweep.spiking import build_neuron, build_surrogate
 
@@ -21,16 +20,6 @@ def count(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-class IntegerSpike(base.MemoryModule):
-    """Stand-in for an integer neuron in tests: round(clamp(x, 0, D)) / norm, one event worth 1/norm."""
-
-    def __init__(self, max_value: int = 4, norm: float = 4.0) -> None:
-        super().__init__()
-        self.max_value, self.spike_unit = max_value, 1.0 / norm
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.clamp(0, self.max_value).round() * self.spike_unit
-
-
-def integer_spike(**overrides) -> IntegerSpike:
-    return IntegerSpike(**overrides)
+def integer_spike(**overrides) -> torch.nn.Module:
+    """SDT v3's MultiSpike neuron (D=4, Norm=4 unless overridden), with the straight-through surrogate."""
+    return build_neuron({"name": "multispike", "D": 4}, build_surrogate({"name": "ste", "D": 4}))(**overrides)
