@@ -70,7 +70,6 @@ def test_learnable_max_value_gets_the_pact_gradient():
 
 
 @pytest.mark.parametrize(("neuron", "surrogate", "message"), [
-    ("multispike", "atan", "integer spikes: use an integer surrogate"),
     ("lif", "ste", "emits binary spikes but the surrogate is for integer spikes"),
     ("nope", "atan", "unknown neuron 'nope'; valid: "),
 ])
@@ -104,3 +103,11 @@ def test_every_neuron_trains_in_a_real_run(name, tmp_path):
     summary = train(compose(*SMOKE, f"neuron={name}", f"surrogate={surrogate}", "trainer.max_steps_per_epoch=1"),
                     tmp_path, [])
     assert summary["status"] == "completed" and summary["final"]["train_loss"] > 0
+
+
+def test_binary_surrogate_on_multispike_acts_at_every_threshold():
+    n = _neuron("multispike", "atan")
+    x = torch.tensor([0.5, 1.5, 2.5, 3.5, 6.0]).reshape(1, 1, 5).requires_grad_(True)
+    n(x).sum().backward()
+    g = x.grad.flatten()
+    assert torch.allclose(g[:4], g[0].expand(4), rtol=0.1) and g[0] > 10 * g[4]  # peaks at k + 1/2 alike

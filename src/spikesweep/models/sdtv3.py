@@ -43,7 +43,7 @@ class Downsample(nn.Module):
 
     def __init__(self, neuron: NeuronFactory | None, cin: int, cout: int, k: int, stride: int) -> None:
         super().__init__()
-        self.spike = neuron() if neuron is not None else nn.Identity()
+        self.spike = neuron(channels=cin) if neuron is not None else nn.Identity()
         self.conv = _conv_bn(cin, cout, k, stride, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -57,9 +57,9 @@ class SepConv(nn.Module):
         super().__init__()
         mid = dim * expand
         self.net = nn.Sequential(
-            neuron(), _conv_bn(dim, mid),
-            neuron(), _conv_bn(mid, mid, kernel, groups=mid),
-            neuron(), _conv_bn(mid, dim),
+            neuron(channels=dim), _conv_bn(dim, mid),
+            neuron(channels=mid), _conv_bn(mid, mid, kernel, groups=mid),
+            neuron(channels=mid), _conv_bn(mid, dim),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,7 +73,9 @@ class ConvBlock(nn.Module):
         super().__init__()
         self.sepconv = SepConv(neuron, dim, 7)
         hidden = dim * mlp_ratio
-        self.mlp = nn.Sequential(neuron(), _conv_bn(dim, hidden, 3), neuron(), _conv_bn(hidden, dim, 3))
+        self.mlp = nn.Sequential(
+            neuron(channels=dim), _conv_bn(dim, hidden, 3), neuron(channels=hidden), _conv_bn(hidden, dim, 3)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.sepconv(x)
@@ -94,11 +96,11 @@ class LinearAttention(nn.Module):
         self.heads = heads
         self.scale = 2 * (dim // heads) ** -0.5
         vdim = dim * v_ratio
-        self.input_spike = neuron()
-        self.q = nn.Sequential(_conv_bn(dim, dim), neuron())
-        self.k = nn.Sequential(_conv_bn(dim, dim), neuron())
-        self.v = nn.Sequential(_conv_bn(dim, vdim), neuron())
-        self.attn_spike = neuron()
+        self.input_spike = neuron(channels=dim)
+        self.q = nn.Sequential(_conv_bn(dim, dim), neuron(channels=dim))
+        self.k = nn.Sequential(_conv_bn(dim, dim), neuron(channels=dim))
+        self.v = nn.Sequential(_conv_bn(dim, vdim), neuron(channels=vdim))
+        self.attn_spike = neuron(channels=vdim)
         self.proj = _conv_bn(vdim, dim)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,7 +122,10 @@ class TokenMLP(nn.Module):
     def __init__(self, neuron: NeuronFactory, dim: int, ratio: int) -> None:
         super().__init__()
         hidden = dim * ratio
-        self.net = nn.Sequential(neuron(), _conv_bn(dim, hidden, bias=True), neuron(), _conv_bn(hidden, dim, bias=True))
+        self.net = nn.Sequential(
+            neuron(channels=dim), _conv_bn(dim, hidden, bias=True),
+            neuron(channels=hidden), _conv_bn(hidden, dim, bias=True),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -169,7 +174,7 @@ class PositionEmbedding(nn.Module):
         elif kind == "sincos":
             self.register_buffer("table", sincos_2d(dim, h, w), persistent=False)
         elif kind == "conv":
-            self.conv = nn.Sequential(neuron(), _conv_bn(dim, dim, 3, groups=dim))
+            self.conv = nn.Sequential(neuron(channels=dim), _conv_bn(dim, dim, 3, groups=dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "conv":
@@ -219,7 +224,7 @@ class SDTv3(nn.Module):
             Downsample(neuron, c2, c3, 3, 1),
             *(TransformerBlock(neuron, c3, heads, mlp_ratio, v_ratio) for _ in range(d4)),
         )
-        self.head_spike = neuron(**head_neuron)
+        self.head_spike = neuron(channels=c3, **head_neuron)
         self.head = nn.Linear(c3, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

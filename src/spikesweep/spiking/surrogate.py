@@ -160,6 +160,30 @@ class IntegerSurrogate(Surrogate):
         return sum(0.5 + torch.atan(math.pi / 2 * u) / math.pi for u in self._steps(x))
 
 
+class Staircase(Surrogate):
+    """A binary surrogate used by an integer neuron: forward q(x) = round(clamp(x, 0, D)); backward the
+    binary surrogate's gradient placed at each of the D rounding thresholds, sum_k g(x - (k + 1/2)).
+
+    This is what `surrogate=atan` or `surrogate=trapezoid` means for SDT v3's MultiSpike neuron (seed 000's
+    ablation): the binary shape, repeated at every step of the staircase.
+    """
+
+    integer = True
+
+    def __init__(self, binary: nn.Module, D: int) -> None:
+        super().__init__()
+        self.binary, self.max_value = binary, int(D)
+
+    def spike(self, x):
+        return torch.round(torch.clamp(x, 0, self.max_value))
+
+    def grad(self, x):
+        with torch.enable_grad():
+            u = x.detach().requires_grad_(True)
+            total = sum(self.binary(u - (k + 0.5)).sum() for k in range(self.max_value))
+            return torch.autograd.grad(total, u)[0]
+
+
 def staircase_error(surrogate: IntegerSurrogate, points: int = 8001) -> float:
     """max |S - q| over x farther than `band` from every threshold (the error-control contract)."""
     d = surrogate.max_value

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import base
 from torch import nn
 
+from spikesweep.spiking.surrogate import Staircase
+
 
 def _inverse_softplus(y: float) -> float:
     return float(torch.log(torch.expm1(torch.tensor(y))))
@@ -50,11 +52,6 @@ class MultiSpike(base.MemoryModule):
         channels: int | None = None,
     ) -> None:
         super().__init__()
-        if not getattr(surrogate, "integer", False):
-            raise ValueError(
-                "neuron 'multispike' emits integer spikes: use an integer surrogate "
-                "(surrogate=ste|err_atan|err_rect), not a binary one"
-            )
         if int(D) < 1:
             raise ValueError(f"neuron 'multispike': D must be >= 1, got {D}")
         if getattr(surrogate, "max_value", D) != int(D):
@@ -65,7 +62,8 @@ class MultiSpike(base.MemoryModule):
             raise ValueError(f"neuron 'multispike': norm must be fixed, learnable_layer or learnable_channel, got {norm}")
         if norm == "learnable_channel" and not channels:
             raise ValueError("neuron 'multispike': norm=learnable_channel needs the layer's channels (override channels=C)")
-        self.surrogate_function = surrogate
+        # A binary surrogate (atan, trapezoid, ...) acts at each of the D rounding thresholds.
+        self.surrogate_function = surrogate if getattr(surrogate, "integer", False) else Staircase(surrogate, D)
         self.D, self.norm_mode = int(D), norm
         init = float(norm_value if norm_value is not None else D)
         if norm == "fixed":
