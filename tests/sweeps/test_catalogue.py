@@ -1,6 +1,8 @@
 """Every named multirun composes every one of its jobs, and each job really carries its axis values."""
 
 import pytest
+from types import SimpleNamespace
+
 from omegaconf import OmegaConf
 
 from spikesweep.config_schema import validate
@@ -47,3 +49,24 @@ def test_list_shows_every_named_multirun(tmp_path):
     assert out.returncode == 0
     for name in REQUIRED:
         assert name in out.stdout
+
+
+@pytest.mark.parametrize("name", ["survey_cf10_neurons", "survey_scf10_neurons", "survey_shd_neurons", "sdtv3_surrogates"])
+def test_neuron_and_surrogate_sweeps_build_every_neuron(name):
+    """A recipe's settings for its default neuron must not leak into the neurons a sweep swaps in."""
+    from spikesweep.spiking import build_neuron, build_surrogate
+
+    for job in catalogue.grid(catalogue.load(name).params):
+        cfg = compose(f"+experiments={name}", *job)
+        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), time_steps=cfg.dataset.T)
+        neuron(channels=8)
+
+
+def test_spikingformer_sizes_build_under_the_sweep():
+    from spikesweep.models import build_model
+    from spikesweep.spiking import build_neuron, build_surrogate
+
+    for job in catalogue.grid(catalogue.load("spikingformer_cifar").params):
+        cfg = compose("+experiments=spikingformer_cifar", *job)
+        meta = SimpleNamespace(num_classes=10, input_shape=(3, 32, 32), time_steps=1, temporal=False)
+        build_model(cfg.model, build_neuron(cfg.neuron, build_surrogate(cfg.surrogate)), meta)
