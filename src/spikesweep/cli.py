@@ -14,6 +14,7 @@ commands:
   sweep NAME [overrides...] [--dry-run]   the named multirun experiments/NAME.yaml
   list                                the named multiruns
   compare DIR                         table of every run under DIR (markdown; CSV written beside)
+  report NAME [--dir DIR]             a multirun beside the paper's numbers: tables, mean ± std, plots
   prepare dataset=NAME [overrides...]  check the files, convert/integrate/cache once (before a sweep)
   bench data dataset=NAME [overrides...] [--batches N]   loader samples/s vs the train step's
   bench model model=X dataset=Y [--batch B] [--steps N] [--compile] [--amp bf16]
@@ -303,9 +304,32 @@ def _bench_model(args: list[str]) -> int:
 
 
 
+def cmd_report(args: list[str]) -> int:
+    from spikesweep.sweeps import catalogue
+    from spikesweep.sweeps.report import newest_sweep_dir, report
+
+    parser = argparse.ArgumentParser(prog="spikesweep report")
+    parser.add_argument("name", help="a named multirun (experiments/NAME.yaml)")
+    parser.add_argument("--dir", type=Path, help="the multirun directory (default: the newest multirun/NAME/*)")
+    opts = parser.parse_args(args)
+    try:
+        sweep = catalogue.load(opts.name)
+        markdown, out = report(opts.dir or newest_sweep_dir(Path.cwd(), opts.name), sweep.reported)
+    except KeyError as err:
+        print(f"error: {err.args[0]}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(markdown)
+    print(f"\nreport: {out}")
+    return 0
+
+
 COMMANDS = {
     "train": cmd_train, "sweep": cmd_sweep, "list": cmd_list, "compare": cmd_compare, "prepare": cmd_prepare,
-    "bench": cmd_bench, "info": cmd_info, "verify-spikes": cmd_verify_spikes,
+    "bench": cmd_bench,
+    "report": cmd_report, "info": cmd_info, "verify-spikes": cmd_verify_spikes,
 }
 
 

@@ -18,6 +18,7 @@ class NamedSweep:
     description: str
     paper: str | None
     params: dict[str, str]
+    reported: dict[str, float | None]
 
     @property
     def job_count(self) -> int:
@@ -40,7 +41,10 @@ def load(name: str) -> NamedSweep:
     data = yaml.safe_load(path.read_text()) or {}
     meta = data.get("sweep", {})
     params = (data.get("hydra", {}).get("sweeper", {}) or {}).get("params", {}) or {}
-    return NamedSweep(name, meta.get("description", ""), meta.get("paper"), {k: str(v) for k, v in params.items()})
+    reported = {str(k): v for k, v in (meta.get("reported") or {}).items() if not isinstance(v, dict)}
+    return NamedSweep(
+        name, meta.get("description", ""), meta.get("paper"), {k: str(v) for k, v in params.items()}, reported
+    )
 
 
 def names() -> list[str]:
