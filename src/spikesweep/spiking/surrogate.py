@@ -31,7 +31,12 @@ class _SpikeFn(torch.autograd.Function):
 
 
 class Surrogate(nn.Module):
-    """Exact spikes forward, `grad(x)` backward; `primitive(x)` is the smooth function `grad` derives from."""
+    """Exact spikes forward, `grad(x)` backward; `primitive(x)` is the smooth function `grad` derives from.
+
+    Binary surrogates keep their parameters in `_sg_params` and their primitive as a static
+    `primitive_function(x, **params)`, the same convention as spikingjelly's, so fused code paths (the
+    `compile` backend) can treat ours and theirs alike.
+    """
 
     integer = False  # True for surrogates of the integer quantiser (MultiSpike neurons)
 
@@ -45,7 +50,7 @@ class Surrogate(nn.Module):
         raise NotImplementedError
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        return self.primitive_function(x, **self._sg_params)
 
 
 def _positive(name: str, **values: float) -> None:
@@ -60,13 +65,15 @@ class Rectangle(Surrogate):
     def __init__(self, width: float = 1.0) -> None:
         super().__init__()
         _positive("rectangle", width=width)
-        self.width = float(width)
+        self._sg_params = {"width": float(width)}
 
     def grad(self, x):
-        return (x.abs() < self.width / 2).to(x.dtype) / self.width
+        width = self._sg_params["width"]
+        return (x.abs() < width / 2).to(x.dtype) / width
 
-    def primitive(self, x):
-        return torch.clamp(x / self.width + 0.5, 0.0, 1.0)
+    @staticmethod
+    def primitive_function(x, width: float):
+        return torch.clamp(x / width + 0.5, 0.0, 1.0)
 
 
 class Triangle(Surrogate):
@@ -75,43 +82,39 @@ class Triangle(Surrogate):
     def __init__(self, gamma: float = 1.0) -> None:
         super().__init__()
         _positive("triangle", gamma=gamma)
-        self.gamma = float(gamma)
+        self._sg_params = {"gamma": float(gamma)}
 
     def grad(self, x):
-        return torch.clamp(self.gamma - x.abs(), min=0.0) / self.gamma**2
+        g = self._sg_params["gamma"]
+        return torch.clamp(g - x.abs(), min=0.0) / g**2
 
-    def primitive(self, x):
-        g = self.gamma
-        y = torch.clamp(x, -g, g)
-        return 0.5 + y / g - torch.sign(y) * y**2 / (2 * g * g)
+    @staticmethod
+    def primitive_function(x, gamma: float):
+        y = torch.clamp(x, -gamma, gamma)
+        return 0.5 + y / gamma - torch.sign(y) * y**2 / (2 * gamma * gamma)
 
 
 class Trapezoid(Surrogate):
-    """grad = 1/(width) on the flat top |x| < width/2 - ramp/2, falling linearly to 0 over `ramp`; unit area."""
+    """grad = 1/width on the flat top |x| < width/2 - ramp/2, falling linearly to 0 over `ramp`; unit area."""
 
     def __init__(self, width: float = 1.0, ramp: float = 0.5) -> None:
         super().__init__()
         _positive("trapezoid", width=width, ramp=ramp)
         if ramp > width:
             raise ValueError(f"surrogate 'trapezoid': ramp ({ramp}) must not exceed width ({width})")
-        self.width, self.ramp = float(width), float(ramp)
+        self._sg_params = {"width": float(width), "ramp": float(ramp)}
 
     def grad(self, x):
-        top, edge = self.width / 2 - self.ramp / 2, self.width / 2 + self.ramp / 2
-        return torch.clamp((edge - x.abs()) / self.ramp, 0.0, 1.0) / self.width
+        width, ramp = self._sg_params["width"], self._sg_params["ramp"]
+        return torch.clamp((width / 2 + ramp / 2 - x.abs()) / ramp, 0.0, 1.0) / width
 
-    def primitive(self, x):
-        # Integral of grad from -inf: piecewise quadratic ramps around a linear top.
-        a, b = self.width / 2 - self.ramp / 2, self.width / 2 + self.ramp / 2
-        h = 1.0 / self.width
-
-        def half(u):  # integral of grad over [0, u] for u >= 0
-            u = torch.clamp(u, max=b)
-            flat = torch.clamp(u, max=a)
-            on_ramp = torch.clamp(u - a, min=0.0)
-            return h * (flat + on_ramp - on_ramp**2 / (2 * self.ramp))
-
-        return 0.5 + torch.sign(x) * half(x.abs())
+    @staticmethod
+    def primitive_function(x, width: float, ramp: float):
+        """The integral of grad from -inf: a linear top between two quadratic flanks."""
+        a, b, h = width / 2 - ramp / 2, width / 2 + ramp / 2, 1.0 / width
+        u = torch.clamp(x.abs(), max=b)
+        on_ramp = torch.clamp(u - a, min=0.0)
+        return 0.5 + torch.sign(x) * h * (torch.clamp(u, max=a) + on_ramp - on_ramp**2 / (2 * ramp))
 
 
 class IntegerSurrogate(Surrogate):

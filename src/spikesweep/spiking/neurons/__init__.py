@@ -49,12 +49,11 @@ def build_neuron(cfg: Mapping[str, Any], surrogate: Any, time_steps: int | None 
     """
     params = dict(cfg)
     name = params.pop("name")
-    backend = params.pop("backend", "torch")
     if name not in NEURONS:
         raise ValueError(f"unknown neuron '{name}'; valid: {', '.join(neuron_names())}")
-    if backend != "torch":
-        raise ValueError(f"neuron backend '{backend}' is not available; valid: torch")
     builder = NEURONS[name]
+    if params.get("backend", "torch") != "torch" and "backend" not in _accepts(builder):
+        raise ValueError(f"neuron '{name}' has only the torch backend; backend={params['backend']} needs if or lif")
     if getattr(surrogate, "integer", False) and name != "multispike":
         raise ValueError(
             f"neuron '{name}' emits binary spikes but the surrogate is for integer spikes; "

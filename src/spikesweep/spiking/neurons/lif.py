@@ -6,6 +6,17 @@ import torch
 from spikingjelly.activation_based import base, neuron
 from torch import nn
 
+from spikesweep.spiking.neurons.compiled import CompiledLIF
+
+
+BACKENDS = ("torch", "compile")
+
+
+def _backend(name: str, backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"neuron '{name}': backend '{backend}' is not available; valid: {', '.join(BACKENDS)}")
+    return backend
+
 
 def _reset(v_reset: float | None) -> float | None:
     return None if v_reset is None else float(v_reset)
@@ -18,8 +29,12 @@ def build_lif(
     v_threshold: float = 1.0,
     v_reset: float | None = 0.0,
     detach_reset: bool = True,
+    backend: str = "torch",
 ) -> nn.Module:
-    """v_reset=None selects soft reset (subtract the threshold)."""
+    """v_reset=None selects soft reset (subtract the threshold). backend: torch (spikingjelly's eager
+    reference) or compile (the T-loop as one torch.compile'd function)."""
+    if _backend("lif", backend) == "compile":
+        return CompiledLIF(surrogate, tau, v_threshold, _reset(v_reset), decay_input, detach_reset)
     return neuron.LIFNode(
         tau=float(tau), decay_input=decay_input, v_threshold=float(v_threshold), v_reset=_reset(v_reset),
         surrogate_function=surrogate, detach_reset=detach_reset, step_mode="m",
@@ -27,8 +42,11 @@ def build_lif(
 
 
 def build_if(
-    surrogate: Any, v_threshold: float = 1.0, v_reset: float | None = 0.0, detach_reset: bool = True
+    surrogate: Any, v_threshold: float = 1.0, v_reset: float | None = 0.0, detach_reset: bool = True,
+    backend: str = "torch",
 ) -> nn.Module:
+    if _backend("if", backend) == "compile":
+        return CompiledLIF(surrogate, None, v_threshold, _reset(v_reset), True, detach_reset)
     return neuron.IFNode(
         v_threshold=float(v_threshold), v_reset=_reset(v_reset), surrogate_function=surrogate,
         detach_reset=detach_reset, step_mode="m",
