@@ -26,5 +26,10 @@ demo: $(INSTALLED)
 test: $(INSTALLED)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# `make bench`: the full report (minutes; compiles every shape); `make bench QUICK=1`: seconds, and fails
+# when a speed-up ratio fell below half of the committed bench/neuron-quick.csv.
+bench: $(INSTALLED)
+	$(VENV)/bin/spikesweep bench report $(if $(QUICK),--quick)
+
 clean:
 	rm -rf outputs multirun .pytest_cache

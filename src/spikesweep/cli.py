@@ -16,6 +16,8 @@ commands:
   compare DIR                         table of every run under DIR (markdown; CSV written beside)
   report NAME [--dir DIR]             a multirun beside the paper's numbers: tables, mean ± std, plots
   prepare dataset=NAME [overrides...]  check the files, convert/integrate/cache once (before a sweep)
+  bench neuron [--quick]               neuron backends on [T, N] (the survey's speed grid)
+  bench report [--quick]               every benchmark -> bench/*.csv + BENCHMARKS.md
   bench data dataset=NAME [overrides...] [--batches N]   loader samples/s vs the train step's
   bench model model=X dataset=Y [--batch B] [--steps N] [--compile] [--amp bf16]
                                       train-step samples/s and memory vs. spikingjelly's eager LIFNode
@@ -242,6 +244,10 @@ def cmd_verify_spikes(args: list[str]) -> int:
 def cmd_bench(args: list[str]) -> int:
     if args[:1] == ["model"]:
         return _bench_model(args[1:])
+    if args[:1] == ["neuron"]:
+        return _bench_neuron(args[1:])
+    if args[:1] == ["report"]:
+        return _bench_report(args[1:])
     from hydra.errors import HydraException
 
     from spikesweep.config_schema import ConfigError
@@ -260,6 +266,33 @@ def cmd_bench(args: list[str]) -> int:
     verdict = "ok: the loader keeps up" if result["ratio"] >= 2 else "the loader may limit training (< 2x)"
     print("\n".join(f"{k:22s} {v}" for k, v in result.items()))
     print(verdict)
+    return 0
+
+
+def _bench_neuron(args: list[str]) -> int:
+    """`bench neuron [--quick] [--backends torch,compile,psn]`: the survey's single-layer speed grid."""
+    from spikesweep.bench.neuron import bench_neuron
+    from spikesweep.bench.report import print_rows, write_csv
+
+    parser = argparse.ArgumentParser(prog="spikesweep bench neuron")
+    parser.add_argument("--quick", action="store_true", help="a small grid (seconds), for CI")
+    parser.add_argument("--backends", default="torch,compile,psn")
+    parser.add_argument("--csv", type=Path, default=Path("bench/neuron.csv"))
+    opts = parser.parse_args(args)
+    rows = bench_neuron(opts.quick, tuple(opts.backends.split(",")))
+    write_csv(rows, opts.csv)
+    print_rows(rows)
+    return 0
+
+
+def _bench_report(args: list[str]) -> int:
+    """`bench report [--quick]`: every benchmark into bench/*.csv and BENCHMARKS.md (`make bench`)."""
+    from spikesweep.bench.report import write_report
+
+    parser = argparse.ArgumentParser(prog="spikesweep bench report")
+    parser.add_argument("--quick", action="store_true")
+    opts = parser.parse_args(args)
+    print(write_report(Path.cwd(), opts.quick))
     return 0
 
 

@@ -1,0 +1,93 @@
+"""`make bench`: every benchmark, one BENCHMARKS.md. Figures are ratios against a baseline measured in the
+same process on the same machine, so they travel between machines; absolute times are printed beside them.
+
+With --quick the neuron grid is small and the run checks its speed-up ratios against the committed
+bench/neuron-quick.csv: a ratio that fell by more than 2x fails the run.
+"""
+
+import csv
+import os
+import platform
+from datetime import date
+from pathlib import Path
+
+import torch
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _fmt(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def table(rows: list[dict]) -> str:
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    return "\n".join(lines + ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows])
+
+
+def print_rows(rows: list[dict]) -> None:
+    print(table(rows))
+
+
+def machine() -> str:
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {device}; "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads; {date.today()}")
+
+
+def regressions(rows: list[dict], baseline: Path) -> list[str]:
+    """Cases whose speed-up fell below half the committed one."""
+    if not baseline.exists():
+        return []
+    with baseline.open() as f:
+        old = {(r["case"], r["mode"], r["backend"]): float(r["speedup"]) for r in csv.DictReader(f)}
+    return [
+        f"{r['case']} {r['mode']} {r['backend']}: speed-up {r['speedup']:.2f} < half of {old[key]:.2f}"
+        for r in rows
+        if (key := (r["case"], r["mode"], r["backend"])) in old and r["speedup"] < old[key] / 2
+    ]
+
+
+def write_report(root: Path, quick: bool) -> str:
+    from spikesweep.bench.dispatch import bench_dispatch
+    from spikesweep.bench.neuron import bench_neuron
+    from spikesweep.bench.startup import bench_startup
+
+    bench_dir = root / "bench"
+    neuron = bench_neuron(quick, ("torch", "psn") if quick else ("torch", "compile", "psn"))
+    startup, dispatch = bench_startup(repeats=2 if quick else 5), bench_dispatch(100)
+    name = "neuron-quick.csv" if quick else "neuron.csv"
+    failed = regressions(neuron, bench_dir / name) if quick else []
+    if not (quick and (bench_dir / name).exists()):
+        write_csv(neuron, bench_dir / name)
+    write_csv(startup, bench_dir / "startup.csv")
+    write_csv(dispatch, bench_dir / "dispatch.csv")
+    text = "\n\n".join([
+        "# Benchmarks",
+        f"Machine: {machine()}. Medians of repeated runs after warm-up; speed-ups are against a baseline "
+        "measured in the same process. Regenerate with `make bench` (full) or `make bench QUICK=1`.",
+        "## 1. Neuron backends (the survey's single-layer grid)",
+        "Reference: spikingjelly's multi-step `LIFNode` (eager torch). `compile`: our torch.compile'd T-loop "
+        "(compile time excluded). `psn`: spikingjelly's PSN (no reset: one T x T matmul).",
+        table(neuron),
+        "## 3. Startup",
+        table(startup),
+        "## 4. Sweep dispatch",
+        table(dispatch),
+        "Model train steps (section 2) and data loaders (section 5): `spikesweep bench model ...` and "
+        "`spikesweep bench data ...`; figures measured so far are in the section below.",
+    ])
+    if failed:
+        text += "\n\n## Regressions\n" + "\n".join(f"- {f}" for f in failed)
+    report = root / ("BENCHMARKS.quick.md" if quick else "BENCHMARKS.md")
+    report.write_text(text + "\n")
+    if failed:
+        raise SystemExit("benchmark regression:\n" + "\n".join(failed))
+    return text
