@@ -123,8 +123,8 @@ def test_recipe_composes_and_builds(recipe, depth, variant):
 def test_named_multiruns_cover_the_papers_tables():
     from spikesweep.sweeps import catalogue
 
-    assert catalogue.load("gac_msresnet_cifar").job_count == 6
-    assert catalogue.load("gac_msresnet_imagenet").job_count == 4
+    assert catalogue.load("gac_cifar").job_count == 12  # x encoding in {gac, direct}
+    assert catalogue.load("gac_imagenet").job_count == 4
 
 
 def test_the_entry_point_trains_gac_msresnet_on_the_embedded_digits(tmp_path):
