@@ -57,8 +57,15 @@ def cmd_sweep(args: list[str]) -> int:
     opts, overrides = parser.parse_known_args(args)
     try:
         sweep = catalogue.load(opts.name)
+        for o in overrides:  # an axis given on the command line: `key=a,b` (an empty value is a typo)
+            key, _, value = o.partition("=")
+            if "," in value or (not value and not key.startswith(("+", "~", "-"))):
+                catalogue.split_values(value, key)
     except KeyError as err:
         print(f"error: {err.args[0]}", file=sys.stderr)
+        return 2
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     from spikesweep.override_check import check
 

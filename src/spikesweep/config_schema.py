@@ -117,11 +117,13 @@ def validate(cfg: DictConfig) -> None:
         except OmegaConfBaseException as err:
             key = getattr(err, "full_key", None) or getattr(err, "key", None)
             raise ConfigError(f"{group}.{key}: {str(err).splitlines()[0]}" if key else f"{group}: {err}") from err
+    _check_targets(cfg)
     for key, allowed in CHOICES.items():
         value = OmegaConf.select(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
     checks = [
+        ("seed", lambda v: isinstance(v, int) and v >= 0, "must be an integer >= 0"),
         ("trainer.epochs", lambda v: v >= 1, "must be >= 1"),
         ("trainer.batch_size", lambda v: v >= 1, "must be >= 1"),
         ("trainer.eval_batch_size", lambda v: v >= 1, "must be >= 1"),
@@ -132,9 +134,35 @@ def validate(cfg: DictConfig) -> None:
     ]
     for key, ok, message in checks:
         value = OmegaConf.select(cfg, key)
-        if value is not None and not ok(value):
-            raise ConfigError(f"{key}={value} {message}")
+        if value is not None and not ok(value) or key == "seed" and value is None:
+            raise ConfigError(f"{key}={value!r} {message}" if isinstance(value, str) else f"{key}={value} {message}")
     if cfg.optimizer.blr is not None and cfg.optimizer.blr <= 0:
         raise ConfigError(f"optimizer.blr={cfg.optimizer.blr} must be > 0")
     if cfg.trainer.eval_only and not cfg.get("ckpt"):
         raise ConfigError("trainer.eval_only=true needs a checkpoint: add ckpt=PATH")
+
+
+#: Modules whose objects a config may name in `_target_` (Hydra's own settings are Hydra's business).
+TARGET_PREFIXES = ("spikesweep.", "timm.", "torch.", "torchvision.", "spikingjelly.")
+
+
+def _check_targets(cfg: DictConfig) -> None:
+    """Refuse `_target_` outside the allow-list: a config (or a checkpoint's copy of one) never runs
+    arbitrary code."""
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            target = node.get("_target_")
+            if target is not None and not str(target).startswith(TARGET_PREFIXES):
+                raise ConfigError(
+                    f"{path}._target_={target} is not allowed; _target_ must start with one of {', '.join(TARGET_PREFIXES)}"
+                )
+            for key, child in node.items():
+                walk(child, f"{path}.{key}" if path else str(key))
+        elif isinstance(node, list):
+            for i, child in enumerate(node):
+                walk(child, f"{path}[{i}]")
+
+    container = OmegaConf.to_container(cfg, resolve=False)
+    container.pop("hydra", None)
+    walk(container, "")

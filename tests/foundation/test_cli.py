@@ -80,3 +80,20 @@ def test_unknown_named_multirun(tmp_path):
 def test_compare_on_empty_dir(tmp_path):
     out = run_cli("compare", str(tmp_path), cwd=tmp_path)
     assert out.returncode == 2 and "no runs" in out.stderr
+
+
+def test_sweep_axis_with_no_values_is_refused(tmp_path):
+    for bad in ("seed=", "seed=1,,2"):
+        out = run_cli("sweep", "demo", bad, "--dry-run", cwd=tmp_path)
+        assert out.returncode == 2 and "sweep axis 'seed' has an empty value" in out.stderr
+
+
+def test_named_multirun_with_an_empty_axis_is_refused(tmp_path, monkeypatch):
+    from spikesweep.sweeps import catalogue
+
+    (tmp_path / "broken.yaml").write_text("sweep: {description: x}\nhydra: {sweeper: {params: {seed: ''}}}\n")
+    monkeypatch.setattr(catalogue, "EXPERIMENTS_DIR", tmp_path)
+    import pytest
+
+    with pytest.raises(ValueError, match="sweep axis 'broken: seed' has an empty value"):
+        catalogue.load("broken")

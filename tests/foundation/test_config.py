@@ -28,3 +28,14 @@ def test_default_config_composes_and_validates():
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         validate(compose(override))
+
+
+def test_target_outside_the_allow_list_is_refused():
+    with pytest.raises(ConfigError, match=r"_target_=os.system is not allowed"):
+        validate(compose("+model.init._target_=os.system"))
+    validate(compose("+model.init._target_=torch.nn.init.zeros_"))
+
+
+def test_seed_must_be_an_integer():
+    with pytest.raises(ConfigError, match="seed='abc' must be an integer >= 0"):
+        validate(compose("seed=abc"))

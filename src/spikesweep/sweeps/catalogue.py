@@ -24,14 +24,17 @@ class NamedSweep:
     def job_count(self) -> int:
         """Grid size of the declared axes (command-line sweeps can change it)."""
         count = 1
-        for values in self.params.values():
-            count *= len(split_values(values))
+        for axis, values in self.params.items():
+            count *= len(split_values(values, axis))
         return count
 
 
-def split_values(values: Any) -> list[str]:
-    """Values of one sweep axis as Hydra reads a simple comma list ('a,b,c')."""
-    return [v.strip() for v in str(values).split(",")]
+def split_values(values: Any, axis: str = "") -> list[str]:
+    """Values of one sweep axis as Hydra reads a simple comma list ('a,b,c'); an empty value is an error."""
+    parts = [v.strip() for v in str(values).split(",")]
+    if not all(parts):
+        raise ValueError(f"sweep axis '{axis}' has an empty value ({values!r}): give one or more values, a,b,c")
+    return parts
 
 
 def load(name: str) -> NamedSweep:
@@ -41,6 +44,8 @@ def load(name: str) -> NamedSweep:
     data = yaml.safe_load(path.read_text()) or {}
     meta = data.get("sweep", {})
     params = (data.get("hydra", {}).get("sweeper", {}) or {}).get("params", {}) or {}
+    for axis, values in params.items():
+        split_values(values, f"{name}: {axis}")  # an empty axis fails here, with its name
     reported = {str(k): v for k, v in (meta.get("reported") or {}).items() if not isinstance(v, dict)}
     return NamedSweep(
         name, meta.get("description", ""), meta.get("paper"), {k: str(v) for k, v in params.items()}, reported
@@ -53,5 +58,5 @@ def names() -> list[str]:
 
 def grid(params: dict[str, str]) -> list[list[str]]:
     """Every job's overrides, in Hydra's basic-sweeper order (last axis varies fastest)."""
-    axes = [[f"{k}={v}" for v in split_values(vals)] for k, vals in params.items()]
+    axes = [[f"{k}={v}" for v in split_values(vals, k)] for k, vals in params.items()]
     return [list(job) for job in product(*axes)]
