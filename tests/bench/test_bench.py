@@ -18,8 +18,9 @@ def test_quick_neuron_benchmark_writes_rows(tmp_path):
 def test_regression_check_flags_only_ratios_that_halved(tmp_path):
     baseline = tmp_path / "b.csv"
     baseline.write_text("case,mode,backend,speedup\nA,train,psn,4.0\nB,train,psn,4.0\n")
-    rows = [{"case": "A", "mode": "train", "backend": "psn", "speedup": 1.9},
-            {"case": "B", "mode": "train", "backend": "psn", "speedup": 2.1},
-            {"case": "C", "mode": "train", "backend": "psn", "speedup": 0.1}]
+    rows = [{"case": "A", "mode": "train", "backend": "psn", "speedup": 1.9, "ms": 5.0},
+            {"case": "B", "mode": "train", "backend": "psn", "speedup": 2.1, "ms": 5.0},
+            {"case": "B", "mode": "train", "backend": "psn", "speedup": 0.5, "ms": 0.2},  # too short to judge
+            {"case": "C", "mode": "train", "backend": "psn", "speedup": 0.1, "ms": 5.0}]
     found = regressions(rows, baseline)
     assert len(found) == 1 and found[0].startswith("A train psn")
