@@ -298,8 +298,9 @@ def _bench_report(args: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="spikesweep bench report")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--backends", help="neuron backends, e.g. torch,psn (default: all; quick: torch,psn)")
     opts = parser.parse_args(args)
-    print(write_report(Path.cwd(), opts.quick))
+    print(write_report(Path.cwd(), opts.quick, tuple(opts.backends.split(",")) if opts.backends else None))
     return 0
 
 
