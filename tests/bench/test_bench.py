@@ -15,12 +15,14 @@ def test_quick_neuron_benchmark_writes_rows(tmp_path):
     assert all(float(r["speedup"]) == 1.0 for r in rows if r["backend"] == "torch")
 
 
-def test_regression_check_flags_only_ratios_that_halved(tmp_path):
+def test_regression_check_judges_only_long_cases_and_measures_again(tmp_path):
     baseline = tmp_path / "b.csv"
-    baseline.write_text("case,mode,backend,speedup\nA,train,psn,4.0\nB,train,psn,4.0\n")
-    rows = [{"case": "A", "mode": "train", "backend": "psn", "speedup": 1.9, "ms": 5.0},
-            {"case": "B", "mode": "train", "backend": "psn", "speedup": 2.1, "ms": 5.0},
-            {"case": "B", "mode": "train", "backend": "psn", "speedup": 0.5, "ms": 0.2},  # too short to judge
-            {"case": "C", "mode": "train", "backend": "psn", "speedup": 0.1, "ms": 5.0}]
+    baseline.write_text('case,mode,backend,speedup\n"[4, 512]",train,psn,1000.0\n"[16, 512]",train,psn,0.001\n')
+    rows = [
+        {"case": "[4, 512]", "mode": "train", "backend": "torch", "speedup": 1.0, "ms": 50.0},
+        {"case": "[4, 512]", "mode": "train", "backend": "psn", "speedup": 1.0, "ms": 50.0},  # far below 1000/2
+        {"case": "[16, 512]", "mode": "train", "backend": "torch", "speedup": 1.0, "ms": 0.5},
+        {"case": "[16, 512]", "mode": "train", "backend": "psn", "speedup": 0.0001, "ms": 0.5},  # too short
+    ]
     found = regressions(rows, baseline)
-    assert len(found) == 1 and found[0].startswith("A train psn")
+    assert len(found) == 1 and found[0].startswith("[4, 512] train psn")  # re-measured, still far below

@@ -94,3 +94,19 @@ def test_loaded_checkpoint_holds_only_plain_data(tmp_path):
     train(compose(*SMOKE), tmp_path, [])
     state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert isinstance(state["config"], dict) and isinstance(state["rng"]["torch"], torch.Tensor)
+
+
+@pytest.mark.slow
+def test_unreachable_wandb_server_is_reported_once_and_training_goes_on(tmp_path):
+    """A real wandb client pointed at a closed loopback port: the run completes on metrics.jsonl alone."""
+    env = {
+        **os.environ, "WANDB_MODE": "online", "WANDB_API_KEY": "0" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9",
+        "WANDB_INIT_TIMEOUT": "5", "OMP_NUM_THREADS": "1",
+    }
+    cmd = [sys.executable, "-m", "spikesweep.cli", "train", *SMOKE[:2], "logger.mode=online", f"hydra.run.dir={tmp_path}"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    log = (tmp_path / "train.log").read_text()
+    assert log.count("wandb could not start") == 1
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
