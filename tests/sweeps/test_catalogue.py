@@ -51,9 +51,11 @@ def test_list_shows_every_named_multirun(tmp_path):
         assert name in out.stdout
 
 
-@pytest.mark.parametrize("name", ["survey_cf10_neurons", "survey_scf10_neurons", "survey_shd_neurons", "sdtv3_surrogates"])
+@pytest.mark.parametrize(
+    "name", ["survey_cf10_neurons", "survey_scf10_neurons", "survey_shd_neurons", "sdtv3_surrogates", "surrogate_shapes"]
+)
 def test_neuron_and_surrogate_sweeps_build_every_neuron(name):
-    """A recipe's settings for its default neuron must not leak into the neurons a sweep swaps in."""
+    """A recipe's settings for its default neuron or surrogate must not leak into the ones a sweep swaps in."""
     from spikesweep.spiking import build_neuron, build_surrogate
 
     for job in catalogue.grid(catalogue.load(name).params):
