@@ -1,6 +1,7 @@
 """The real entry point (`spikesweep.run.train`) on the embedded digits, shrunk to a few steps."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,9 @@ def test_wandb_offline_run_holds_the_logged_metrics(tmp_path):
     summary = train(compose("trainer.epochs=2", "trainer.max_steps_per_epoch=3", "logger=wandb"), tmp_path, [])
     run_files = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(run_files) == 1
-    rows = history(run_files[0])
+    deadline = time.time() + 60  # wandb's service process may still be flushing the file under load
+    while len(rows := history(run_files[0])) < 2 and time.time() < deadline:
+        time.sleep(0.5)
     assert [json.loads(r["test_top1"]) for r in rows] == pytest.approx(
         [json.loads(line)["test_top1"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     )
