@@ -80,7 +80,10 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
     from spikesweep.data import build_datasets
     from spikesweep.engine import checkpoint as ckpt
     from spikesweep.engine.distributed import init_distributed, shutdown_distributed
-    from spikesweep.engine.loop import NonFiniteLossError, evaluate, fit, make_loaders, resolve_amp, resolve_device
+    from spikesweep.engine.loop import (
+        DataWorkerError, NonFiniteLossError, evaluate, fit, make_loaders, resolve_amp, resolve_device,
+        worker_deaths_reported,
+    )
     from spikesweep.methods import build_method
     from spikesweep.models import build_model
     from spikesweep.spiking import build_neuron, build_surrogate
@@ -158,8 +161,9 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         extra = {"config": resolved, "wandb_id": wandb_id, "model_name": cfg.model.name}
         status = "failed"
         try:
-            result = fit(model, bundle.train, bundle.test, bundle.meta.num_classes, cfg, run_dir, tracker, dist,
-                         int(cfg.seed), extra, resume, method)
+            with worker_deaths_reported("training"):
+                result = fit(model, bundle.train, bundle.test, bundle.meta.num_classes, cfg, run_dir, tracker, dist,
+                             int(cfg.seed), extra, resume, method)
             summary |= {"epochs": result.epochs_done, "final": result.final, "best": result.best}
             if after_fit is not None and dist.is_main:
                 summary[cfg.method.name] = after_fit(model, bundle.train, bundle.test, run_dir)
@@ -168,10 +172,13 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         except NonFiniteLossError as err:
             summary |= {"status": "failed", "error": str(err)}
             raise RunError(f"{err}; the last good checkpoint is kept in {last.parent}") from err
+        except DataWorkerError as err:
+            summary |= {"status": "failed", "error": str(err)}
+            raise RunError(f"{err}; restart in {run_dir} to resume from its last checkpoint") from err
         finally:
             tracker.finish(status)
         return summary
-    except (ConfigError, ValueError, ckpt.CheckpointError, FileNotFoundError) as err:
+    except (ConfigError, ValueError, ckpt.CheckpointError, FileNotFoundError, DataWorkerError) as err:
         summary |= {"status": "failed", "error": str(err)}
         raise RunError(str(err)) from err
     except BaseException as err:

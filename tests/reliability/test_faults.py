@@ -7,6 +7,8 @@ import resource
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -110,3 +112,43 @@ def test_unreachable_wandb_server_is_reported_once_and_training_goes_on(tmp_path
     assert log.count("wandb could not start") == 1
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def test_killed_data_loader_worker_stops_the_run_in_one_line_and_a_restart_resumes(tmp_path):
+    cmd = [sys.executable, "-m", "spikesweep.cli", "train", "logger=none", "trainer.num_workers=1",
+           "trainer.epochs=6", f"hydra.run.dir={tmp_path}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 1):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before its workers were killed"
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert workers, "trainer.num_workers=1 must run the loader in a child process"
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=240)
+
+    assert proc.returncode != 0
+    assert "a data loader worker died" in stderr and "restart in" in stderr, stderr
+    assert "Traceback" not in stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and "data loader worker" in summary["error"]
+    assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["epoch"] < 5, "killed mid-run"
+
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=600)
+    epochs = [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()]
+    assert epochs == list(range(6)), "the restart must continue after the last checkpoint, without duplicates"

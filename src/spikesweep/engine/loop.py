@@ -10,7 +10,7 @@ import random
 import sys
 import time
 from collections.abc import Mapping
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +35,29 @@ log = logging.getLogger(__name__)
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the run stops and keeps its last good checkpoint."""
+
+
+class DataWorkerError(Exception):
+    """A DataLoader worker process died (OOM killer, a signal, a crash in native decoding code)."""
+
+
+@contextmanager
+def worker_deaths_reported(where: str):
+    """Turn torch's 'DataLoader worker ... exited unexpectedly' into one actionable line.
+
+    torch raises it from its SIGCHLD handler, so anywhere in the main thread (mid-step as well as in
+    `next(loader)`): the whole phase is wrapped. The usual cause on a shared node is the kernel's OOM
+    killer, so the message says what to lower.
+    """
+    try:
+        yield
+    except RuntimeError as err:
+        if "DataLoader worker" not in str(err):
+            raise
+        raise DataWorkerError(
+            f"a data loader worker died during {where} ({str(err).splitlines()[0]}); if it ran out of memory, "
+            "lower trainer.num_workers or trainer.batch_size"
+        ) from err
 
 
 class TrainingMethod(Protocol):
@@ -131,7 +154,7 @@ def evaluate(
     monitor = EnergyMonitor(model)
     totals = torch.zeros(4, dtype=torch.float64)  # loss sum, top1, top5, count
     autocast = torch.autocast(device.type, dtype=amp) if amp else nullcontext()
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), autocast, worker_deaths_reported("evaluation"):
         for x, y in _progress(loader, len(loader), "eval"):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             logits = model(x).float().mean(0)
