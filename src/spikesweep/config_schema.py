@@ -50,6 +50,7 @@ class TrainerSchema:
     dist_eval: bool = True
     deterministic: bool = False
     max_steps_per_epoch: int | None = None
+    val_fraction: float = 0.0
     ema: EmaSchema = field(default_factory=EmaSchema)
     mixup: MixupSchema = field(default_factory=MixupSchema)
 
@@ -128,6 +129,7 @@ def validate(cfg: DictConfig) -> None:
         ("trainer.batch_size", lambda v: v >= 1, "must be >= 1"),
         ("trainer.eval_batch_size", lambda v: v >= 1, "must be >= 1"),
         ("trainer.num_workers", lambda v: v >= 0, "must be >= 0"),
+        ("trainer.val_fraction", lambda v: 0 <= v < 1, "must be >= 0 and < 1 (the share of training samples held out)"),
         ("optimizer.lr", lambda v: v > 0, "must be > 0"),
         ("optimizer.weight_decay", lambda v: v >= 0, "must be >= 0"),
         ("dataset.T", lambda v: isinstance(v, int) and v >= 1, "(time steps) must be an integer >= 1"),

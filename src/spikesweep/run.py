@@ -81,7 +81,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
     from spikesweep.engine import checkpoint as ckpt
     from spikesweep.engine.distributed import init_distributed, shutdown_distributed
     from spikesweep.engine.loop import (
-        DataWorkerError, NonFiniteLossError, evaluate, fit, make_loaders, resolve_amp, resolve_device,
+        DataWorkerError, NonFiniteLossError, evaluate, fit, make_eval_loader, resolve_amp, resolve_device,
         worker_deaths_reported,
     )
     from spikesweep.methods import build_method
@@ -126,7 +126,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
             source = Path(cfg.ckpt)
             ckpt.load_model_weights(model, ckpt.load(source), source)
             device = resolve_device(cfg.trainer.device, dist)
-            _, test_loader = make_loaders(bundle.train, bundle.test, cfg.trainer, dist, int(cfg.seed), device)
+            test_loader = make_eval_loader(bundle.test, cfg.trainer, dist, device)
             metrics = evaluate(model.to(device), test_loader, device, resolve_amp(cfg.trainer.amp, device), dist)
             summary |= {"status": "completed", "eval_only": True, "checkpoint": str(source), "final": metrics}
             if after_fit is not None and dist.is_main:

@@ -22,6 +22,7 @@ def test_default_config_composes_and_validates():
         ("optimizer.lr=-0.1", "optimizer.lr=-0.1 must be > 0"),
         ("trainer.amp=fp8", "trainer.amp='fp8' is not one of auto, bf16, fp16, off"),
         ("trainer.eval_only=true", "trainer.eval_only=true needs a checkpoint"),
+        ("trainer.val_fraction=1.0", "trainer.val_fraction=1.0 must be >= 0 and < 1"),
         ("+trainer.epochz=3", "trainer.epochz"),
     ],
 )

@@ -102,3 +102,27 @@ def test_resume_with_another_optimizer_is_refused(tmp_path):
     torch.save(state, last)
     with pytest.raises(RunError, match="another optimizer than optimizer=sgd"):
         _train(tmp_path, "trainer.epochs=2", "optimizer=sgd")
+
+
+def test_held_out_split_selects_the_best_epoch_and_keeps_the_test_set_choice_apart(tmp_path):
+    summary = _train(tmp_path, "trainer.epochs=3", "trainer.val_fraction=0.25")
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert all("val_top1" in line and "val_loss" in line for line in lines)
+    chosen = max(lines, key=lambda line: line["val_top1"])
+    best = summary["best"]
+    assert best["selected_by"] == "val_top1" and best["epoch"] == chosen["epoch"]
+    assert best["test_top1"] == pytest.approx(chosen["test_top1"]), "the test score of the epoch chosen on val"
+    assert best["test_top1_on_test"] == pytest.approx(max(line["test_top1"] for line in lines))
+
+
+def test_held_out_split_is_fixed_disjoint_and_complete():
+    from spikesweep.engine.loop import hold_out
+
+    data = list(range(100))
+    train_part, val_part = hold_out(data, 0.2)
+    again, val_again = hold_out(data, 0.2)
+    assert len(val_part) == 20 and list(val_part) == list(val_again) and list(train_part) == list(again)
+    assert sorted([*train_part, *val_part]) == data
+    assert hold_out(data, 0.0) == (data, None)
+    with pytest.raises(ValueError, match="leaves no validation"):
+        hold_out(data[:1], 0.2)
