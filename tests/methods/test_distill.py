@@ -59,8 +59,8 @@ def test_feature_loss_compares_every_activation_layer_and_keeps_nothing_from_eva
 def test_a_missing_teacher_is_one_clear_error():
     with pytest.raises(ValueError, match="needs method.teacher_ckpt"):
         build_method({"name": "distill_response"}, {"name": "survey_cf10"}, lif(), META)
-    with pytest.raises(ValueError, match="unknown method 'online'"):
-        build_method({"name": "online"}, {"name": "survey_cf10"}, lif(), META)
+    with pytest.raises(ValueError, match="unknown method 'onlin'"):
+        build_method({"name": "onlin"}, {"name": "survey_cf10"}, lif(), META)
     assert build_method({"name": "bptt"}, {"name": "survey_cf10"}, lif(), META) is None
 
 

@@ -63,7 +63,9 @@ def worker_deaths_reported(where: str):
 class TrainingMethod(Protocol):
     """A training paradigm beyond plain BPTT (e.g. distillation), from the `method` config group.
 
-    Two more hooks are optional (looked up with getattr, so a method only writes what it needs):
+    More hooks are optional (looked up with getattr, so a method only writes what it needs):
+    `forward_backward(x, target, criterion, autocast, backward) -> (logits, loss)`, which takes over a
+    batch's forward and backward (online training back-propagates every time step on its own);
     `before_step(model)`, called after backward (gradients unscaled and clipped) and before the optimizer
     step, for rules that write their own updates into `.grad` (STDP); and, in run.py,
     `after_fit(model, train_set, test_set, run_dir) -> dict`, called once on the trained (or evaluated)
@@ -261,6 +263,7 @@ def fit(
     criterion = SoftTargetCrossEntropy() if mixup else nn.CrossEntropyLoss(label_smoothing=smoothing)
     grad_clip = tcfg.get("grad_clip")
     before_step = getattr(method, "before_step", None)
+    forward_backward = getattr(method, "forward_backward", None)
     autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp else nullcontext
 
     for epoch in range(start_epoch, epochs):
@@ -281,16 +284,18 @@ def fit(
             target = y
             if mixup is not None:
                 x, target = mixup(x, y)
-            with autocast():
-                logits = net(x).float().mean(0)
-                loss = criterion(logits, target)
-                if method is not None:
-                    loss = method.loss(x, logits, loss, target)
-            stop = broadcast_flag(not torch.isfinite(loss).item(), dist)
-            if stop:
-                raise NonFiniteLossError(f"loss became {loss.item()} at epoch {epoch}, step {step}")
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            if forward_backward is not None:
+                logits, loss = forward_backward(x, target, criterion, autocast, lambda l: scaler.scale(l).backward())
+            else:
+                with autocast():
+                    logits = net(x).float().mean(0)
+                    loss = criterion(logits, target)
+                    if method is not None:
+                        loss = method.loss(x, logits, loss, target)
+                scaler.scale(loss).backward()
+            if broadcast_flag(not torch.isfinite(loss).item(), dist):  # before any weight changes
+                raise NonFiniteLossError(f"loss became {loss.item()} at epoch {epoch}, step {step}")
             if grad_clip or before_step:
                 scaler.unscale_(optimizer)  # a method's own updates must not be divided by the loss scale
             if grad_clip:

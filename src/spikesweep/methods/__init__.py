@@ -2,7 +2,8 @@
 
 A method is an object the engine consults at every training step (see `TrainingMethod` in
 engine/loop.py): `attach(model, device)` once, then `loss(x, logits, loss, target)` returns the loss to
-minimise; optional `before_step(model)` and `after_fit(...)` hooks. `bptt` is the absence of one.
+minimise; optional `forward_backward(...)`, `before_step(model)` and `after_fit(...)` hooks. `bptt` is the
+absence of one.
 """
 
 from collections.abc import Callable, Mapping
@@ -11,11 +12,13 @@ from typing import Any
 from torch import nn
 
 from spikesweep.methods.distill import build_distillation
+from spikesweep.methods.online import build_online
 from spikesweep.methods.stdbp import STDBP_METHODS
 
 METHODS: dict[str, Callable[..., Any]] = {
     "distill_response": build_distillation,
     "distill_feature": build_distillation,
+    "online": build_online,
     **STDBP_METHODS,
 }
 

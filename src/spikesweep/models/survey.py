@@ -61,7 +61,20 @@ class SurveyNet(nn.Module):
         self.feature_layers = act.made
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.classifier(self.features(self.to_steps(x)).flatten(2))
+        return self.run_steps(self.time_major(x))
+
+    def time_major(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_steps(x)
+
+    @property
+    def runs_step_by_step(self) -> bool:
+        """Whether `run_steps` may be called one step at a time (online training): a readout that integrates
+        over the whole sequence (SHD's) has no per-step form."""
+        return self.to_logits is None
+
+    def run_steps(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """Steps [t, B, ...] -> outputs [t, B, K]; neuron state carries over between calls."""
+        out = self.classifier(self.features(x_seq).flatten(2))
         return out if self.to_logits is None else self.to_logits(out)
 
 
