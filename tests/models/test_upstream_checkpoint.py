@@ -98,17 +98,17 @@ def test_code_in_a_checkpoint_is_refused(tmp_path):
 DIGITS = ["dataset=digits", "model.pool=[false,false,true,false]"]  # 8x8 pools once
 
 
-def upstream_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """`model`'s weights under upstream Spikingformer names: the fixture's key list (which upstream's code
-    produced) sent through the rules, each key given our tensor in upstream's layout."""
+def upstream_state(model: torch.nn.Module, fmt: str = "spikingformer") -> dict[str, torch.Tensor]:
+    """`model`'s weights under upstream names: the fixture's key list (which upstream's code produced, the
+    same names at every size) sent through the rules, each key given our tensor in upstream's layout."""
     own = model.state_dict()
-    rules = [(re.compile(r.pattern), r) for r in RULES["spikingformer"](model)]
-    tiny_keys = [k for k in fixture("spikingformer")["model"] if not re.match(r"block\.\d+\.norm", k)]
+    rules = [(re.compile(r.pattern), r) for r in RULES[fmt](model)]
+    upstream = fixture(fmt)["model"]
     out = {}
-    for key in tiny_keys:
+    for key in (k for k in upstream if not re.match(r"block\.\d+\.norm", k)):
         rule, match = next((r, m) for p, r in rules if (m := p.fullmatch(key)))
         tensor = own[match.expand(rule.target)]
-        out[key] = tensor[..., None] if rule.reshape and tensor.ndim == 3 else tensor.clone()
+        out[key] = tensor.reshape(*tensor.shape[:2], *upstream[key].shape[2:]) if rule.reshape else tensor.clone()
     return out
 
 
@@ -153,6 +153,18 @@ def test_default_output_sits_beside_the_input(tmp_path, source_model):
     src = write_upstream(tmp_path / "checkpoint-199.pth", upstream_state(source_model))
     assert cli.main(["import-ckpt", "--from", "spikingformer", str(src), *DIGITS]) == 0
     assert (tmp_path / "checkpoint-199.spikesweep.pt").is_file()
+
+
+def test_cli_infers_the_sdtv3_size_and_uses_the_integer_neuron(tmp_path, capsys):
+    cfg = compose("dataset=cifar10", "model=sdtv3_t", "neuron=multispike", "surrogate=ste")
+    model = build_model(cfg.model, build_neuron(cfg.neuron, build_surrogate(cfg.surrogate)), meta(10, (3, 32, 32)))
+    torch.save({"model": upstream_state(model, "sdtv3")}, tmp_path / "checkpoint-199.pth")
+    assert cli.main(["import-ckpt", "--from", "sdtv3", str(tmp_path / "checkpoint-199.pth"), "dataset=cifar10"]) == 0
+    written = ckpt.load(tmp_path / "checkpoint-199.spikesweep.pt")
+    assert written["config"]["model"]["name"] == "sdtv3_t" and written["config"]["neuron"]["name"] == "multispike"
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(written["model"][key], tensor), key
+    assert "neuron=multispike surrogate=ste model=sdtv3_t dataset=cifar10 trainer.eval_only=true" in capsys.readouterr().out
 
 
 def _edit(state: dict, edit: str) -> dict:
