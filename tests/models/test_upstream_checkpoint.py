@@ -5,7 +5,9 @@ at 4378623, with spikingjelly 0.0.0.0.14's MultiStepLIFNode on its torch backend
 BICLab/Spike-Driven-Transformer-V3 `SDT_V3/Classification/Model_Base/models.py` at 00fcd1f) in eval mode
 at a tiny size with random weights and random BatchNorm statistics (scaled so that every layer spikes),
 on a fixed input: {"model": state dict with upstream key names, "input", "logits", "config": the size}.
-Spikingformer: CIFAR 32x32, dim 32, depth 2, 4 heads, T=4. SDT v3: 32x32, widths 8, 8, 16, 16, T=1.
+Spikingformer: CIFAR 32x32, dim 32, depth 2, 4 heads, T=4; its ImageNet model.py and Spikingformer-CML's
+(zhouchenlin2096/Spikingformer-CML `cifar10/model.py` at 8e51213) at depth 1. SDT v3: 32x32, widths 8, 8,
+16, 16, T=1.
 """
 
 import argparse
@@ -29,25 +31,34 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # Spikingformer: float rounding differs (our attention multiplies in another order, other conv kernels);
 # SDT v3's integer spikes make every product exact, so it matches bit for bit.
 ATOL = {"spikingformer": 1e-5, "sdtv3": 0.0}
+# fixture -> (format, our model's settings that reproduce that upstream model)
+VARIANTS = {
+    "spikingformer": ("spikingformer", {"depth": 2}),  # CIFAR: pools in tokenizer stages 3, 4 (our default)
+    "spikingformer_imagenet": ("spikingformer", {"depth": 1, "pool": [True] * 4}),  # proj* names, pools all four
+    # Spikingformer-CML's CIFAR model: conv -> BN -> max-pool in stages 2 and 3 (one stage earlier)
+    "spikingformer_cml": ("spikingformer", {"depth": 1, "downsample": "cml", "pool": [False, True, True, False]}),
+    "sdtv3": ("sdtv3", {}),
+}
 
 
 def tiny_model(fmt: str, **cfg) -> torch.nn.Module:
-    """Our model at the fixture's size, with the neuron upstream used (LIF tau 2 / MultiSpike D=4)."""
+    """Our model at the fixtures' size, with the neuron upstream used (LIF tau 2 / MultiSpike D=4)."""
     if fmt == "spikingformer":
-        return build_spikingformer(lif(), meta(10, (3, 32, 32), 4), dim=32, depth=2, heads=4, **cfg)
+        return build_spikingformer(lif(), meta(10, (3, 32, 32), 4), **{"dim": 32, "depth": 2, "heads": 4, **cfg})
     multispike = build_neuron({"name": "multispike", "D": 4}, build_surrogate({"name": "ste", "D": 4}))
     return build_sdtv3(multispike, meta(10, (3, 32, 32), 1), dims=[8, 8, 16, 16], head_neuron={"norm_value": 1.0}, **cfg)
 
 
-def fixture(fmt: str) -> dict:
-    return torch.load(FIXTURES / f"{fmt}_tiny.pt", weights_only=True)
+def fixture(name: str) -> dict:
+    return torch.load(FIXTURES / f"{name}_tiny.pt", weights_only=True)
 
 
-@pytest.mark.parametrize("fmt", ["spikingformer", "sdtv3"])
-def test_imported_weights_reproduce_upstream_logits(fmt):
-    data = fixture(fmt)
-    model = tiny_model(fmt)
-    model.load_state_dict(map_state(fmt, data["model"], model, fmt))
+@pytest.mark.parametrize("name", VARIANTS)
+def test_imported_weights_reproduce_upstream_logits(name):
+    fmt, cfg = VARIANTS[name]
+    data = fixture(name)
+    model = tiny_model(fmt, **cfg)
+    model.load_state_dict(map_state(fmt, data["model"], model, name))
     model.eval()
     with torch.no_grad():
         logits = model(data["input"]).mean(0)  # upstream's head sees the T-mean: linear, so the same
