@@ -259,7 +259,7 @@ def cmd_import_ckpt(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="spikesweep import-ckpt")
     parser.add_argument("--from", dest="fmt", required=True, help="spikingformer | sdtv3")
     parser.add_argument("path", type=Path)
-    parser.add_argument("-o", "--out", type=Path, help="default: PATH's folder, <stem>.spikesweep.pt")
+    parser.add_argument("-o", "--out", type=Path, help="default: beside PATH, <name without .pth/.tar>.spikesweep.pt")
     opts, overrides = parser.parse_known_args(args)
     from spikesweep.engine.checkpoint import CheckpointError
 
@@ -304,7 +304,10 @@ def _import_ckpt(fmt: str, path: Path, overrides: list[str], out: Path | None) -
     model = build_model(cfg.model, build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), meta.time_steps), meta)
     weights = upstream.map_state(fmt, state, model, cfg.model.name)
     model.load_state_dict(weights)  # strict: every key present and fitting
-    out = out or path.with_name(f"{path.stem}.spikesweep.pt")
+    stem = path.name
+    for suffix in (".tar", ".pth", ".pt", ".ckpt"):  # timm writes model_best.pth.tar
+        stem = stem.removesuffix(suffix)
+    out = out or path.with_name(f"{stem}.spikesweep.pt")
     ckpt.save_atomic(
         {"model": weights, "config": OmegaConf.to_container(cfg, resolve=True), "imported": {"from": fmt, "source": str(path)}},
         out,

@@ -160,10 +160,12 @@ def test_cli_writes_a_checkpoint_the_evaluation_run_loads(tmp_path, source_model
     assert summary["status"] == "completed" and summary["eval_only"] and 0 <= summary["final"]["test_top1"] <= 100
 
 
-def test_default_output_sits_beside_the_input(tmp_path, source_model):
-    src = write_upstream(tmp_path / "checkpoint-199.pth", upstream_state(source_model))
+@pytest.mark.parametrize("name,written", [("checkpoint-199.pth", "checkpoint-199"), ("model_best.pth.tar", "model_best"),
+                                          ("sf_4_384.v1.ckpt", "sf_4_384.v1")])
+def test_default_output_sits_beside_the_input(tmp_path, source_model, name, written):
+    src = write_upstream(tmp_path / name, upstream_state(source_model))
     assert cli.main(["import-ckpt", "--from", "spikingformer", str(src), *DIGITS]) == 0
-    assert (tmp_path / "checkpoint-199.spikesweep.pt").is_file()
+    assert [p.name for p in tmp_path.glob("*.spikesweep.pt")] == [f"{written}.spikesweep.pt"]
 
 
 def test_cli_infers_the_sdtv3_size_and_uses_the_integer_neuron(tmp_path, capsys):
@@ -212,7 +214,26 @@ def test_cli_errors_are_one_line(tmp_path, source_model, capsys, fmt, edit, extr
     elif edit != "absent":
         write_upstream(src, _edit(upstream_state(source_model), edit))
     dataset = [] if edit == "no dataset" else DIGITS
-    assert cli.main(["import-ckpt", "--from", fmt, str(src), *dataset, *extra]) == 2
+    assert_one_line_error(capsys, ["--from", fmt, str(src), *dataset, *extra], message)
+
+
+@pytest.mark.parametrize("fmt,payload,args,message", [
+    ("sdtv3", lambda: [1, 2], "dataset=cifar10", "holds a list, not a dict of weights"),
+    ("sdtv3", lambda: {"epoch": 3, "args": argparse.Namespace(lr=1.0)}, "dataset=cifar10",
+     "has no weights: expected a state dict, or a dict with one under model or state_dict (top-level keys: epoch, args)"),
+    ("spikingformer", lambda: fixture("spikingformer"), "dataset=cifar10",
+     "no registered model fits the checkpoint (spikingformer_2_32); pass model=NAME"),
+    ("sdtv3", lambda: fixture("sdtv3"), "dataset=cifar10", "no registered model fits the checkpoint (sdtv3 with widths [8, 8, 16, 16])"),
+    ("sdtv3", lambda: fixture("sdtv3"), "experiment=sdtv3_s_cifar10",  # the recipe's model, sdtv3_s
+     "shape mismatch at 'downsample1_1.encode_conv.weight' (ours 'stage1.0.conv.0.weight'): checkpoint [4, 3, 7, 7], sdtv3_s [16, 3, 7, 7]"),
+])
+def test_cli_errors_on_the_file_contents(tmp_path, capsys, fmt, payload, args, message):
+    torch.save(payload(), tmp_path / "upstream.pth")
+    assert_one_line_error(capsys, ["--from", fmt, str(tmp_path / "upstream.pth"), args], message)
+
+
+def assert_one_line_error(capsys, args: list[str], message: str) -> None:
+    assert cli.main(["import-ckpt", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
-    assert not (tmp_path / "upstream.spikesweep.pt").exists()
+    assert not list(Path(args[2]).parent.glob("*.spikesweep.pt"))
