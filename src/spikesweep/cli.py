@@ -284,6 +284,9 @@ def _import_ckpt(fmt: str, path: Path, overrides: list[str], out: Path | None) -
 
     if fmt not in upstream.FORMATS:
         raise ValueError(f"--from '{fmt}' is unknown; valid: {', '.join(upstream.FORMATS)}")
+    flags = [o for o in overrides if o.startswith("-")]
+    if flags:
+        raise ValueError(f"unknown option '{flags[0]}'; import-ckpt takes --from, -o and Hydra overrides (key=value)")
     keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
     if not keys & {"dataset", "experiment"}:
         raise ValueError("pass dataset=NAME (or experiment=NAME): it sets the class count and input size the model is built for")

@@ -205,6 +205,8 @@ def _edit(state: dict, edit: str) -> dict:
     ("sdtv3", None, [], "cannot tell the model size: is this a sdtv3 checkpoint? Pass model=NAME"),
     ("sdtv3", None, ["model=spikingformer_2_256"], "--from sdtv3 needs a sdtv3_* model, got model=spikingformer_2_256"),
     ("spikingformer", "no dataset", [], "pass dataset=NAME (or experiment=NAME)"),
+    ("spikingformer", None, ["--strict"], "unknown option '--strict'; import-ckpt takes --from, -o and Hydra overrides"),
+    ("spikingformer", None, ["model.dim=128"], "unknown key 'model.dim'"),
     ("spikingformer", "not a checkpoint", [], "cannot load checkpoint "),
 ])
 def test_cli_errors_are_one_line(tmp_path, source_model, capsys, fmt, edit, extra, message):
