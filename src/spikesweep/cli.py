@@ -24,6 +24,8 @@ commands:
   info model=X dataset=Y [overrides...]   params, FLOPs, SOPs and energy at init, memory per sample
   verify-spikes CKPT [--batches N]    a trained model's logits with integer spikes vs. each integer k sent
                                       as k binary spikes over sub-steps (SDT v3's claim); exit 1 on mismatch
+  import-ckpt --from spikingformer|sdtv3 PATH dataset=NAME [model=NAME] [overrides...] [-o OUT]
+                                      an upstream checkpoint as ours, for `train trainer.eval_only=true ckpt=OUT`
 """
 
 
@@ -248,6 +250,74 @@ def cmd_verify_spikes(args: list[str]) -> int:
     return 0 if check.match else 1
 
 
+# The neuron each upstream model was trained with, used unless the command line names one.
+UPSTREAM_NEURONS = {"spikingformer": ["neuron=lif", "surrogate=sigmoid"], "sdtv3": ["neuron=multispike", "surrogate=ste"]}
+
+
+def cmd_import_ckpt(args: list[str]) -> int:
+    """Map an upstream Spikingformer / SDT v3 checkpoint onto our model and write it as our checkpoint."""
+    parser = argparse.ArgumentParser(prog="spikesweep import-ckpt")
+    parser.add_argument("--from", dest="fmt", required=True, help="spikingformer | sdtv3")
+    parser.add_argument("path", type=Path)
+    parser.add_argument("-o", "--out", type=Path, help="default: beside PATH, <name without .pth/.tar>.spikesweep.pt")
+    opts, overrides = parser.parse_known_args(args)
+    from spikesweep.engine.checkpoint import CheckpointError
+
+    try:
+        out, command = _import_ckpt(opts.fmt, opts.path, overrides, opts.out)
+    except (ValueError, CheckpointError) as err:  # bad checkpoint or config, a model that cannot be built, disk full
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}\nevaluate it: {command}")
+    return 0
+
+
+def _import_ckpt(fmt: str, path: Path, overrides: list[str], out: Path | None) -> tuple[Path, str]:
+    from omegaconf import OmegaConf
+
+    from spikesweep.data.registry import DatasetMeta
+    from spikesweep.engine import checkpoint as ckpt
+    from spikesweep.models import build_model
+    from spikesweep.models import upstream_checkpoint as upstream
+    from spikesweep.override_check import check
+    from spikesweep.spiking import build_neuron, build_surrogate
+
+    if fmt not in upstream.FORMATS:
+        raise ValueError(f"--from '{fmt}' is unknown; valid: {', '.join(upstream.FORMATS)}")
+    flags = [o for o in overrides if o.startswith("-")]
+    if flags:
+        raise ValueError(f"unknown option '{flags[0]}'; import-ckpt takes --from, -o and Hydra overrides (key=value)")
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    if not keys & {"dataset", "experiment"}:
+        raise ValueError("pass dataset=NAME (or experiment=NAME): it sets the class count and input size the model is built for")
+    state = upstream.read_upstream(path)
+    if not keys & {"model", "experiment"}:
+        overrides = [f"model={upstream.infer_model_name(fmt, state)}", *overrides]
+    if not keys & {"neuron", "surrogate", "experiment"}:
+        overrides = [*UPSTREAM_NEURONS[fmt], *overrides]
+    problem = check(overrides)
+    if problem:
+        raise ValueError(problem)
+    cfg = _compose(overrides)
+    family = cfg.model.name.split("_")[0]
+    if family != fmt:
+        raise ValueError(f"--from {fmt} needs a {fmt}_* model, got model={cfg.model.name}")
+    # Parameter shapes depend on the class count and input size only; whether samples carry time does not.
+    meta = DatasetMeta(int(cfg.dataset.num_classes), tuple(cfg.dataset.input_shape), int(cfg.dataset.T), False)
+    model = build_model(cfg.model, build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), meta.time_steps), meta)
+    weights = upstream.map_state(fmt, state, model, cfg.model.name)
+    model.load_state_dict(weights)  # strict: every key present and fitting
+    stem = path.name
+    for suffix in (".tar", ".pth", ".pt", ".ckpt"):  # timm writes model_best.pth.tar
+        stem = stem.removesuffix(suffix)
+    out = out or path.with_name(f"{stem}.spikesweep.pt")
+    ckpt.save_atomic(
+        {"model": weights, "config": OmegaConf.to_container(cfg, resolve=True), "imported": {"from": fmt, "source": str(path)}},
+        out,
+    )
+    return out, " ".join(["spikesweep train", *overrides, "trainer.eval_only=true", f"ckpt={out}"])
+
+
 def cmd_bench(args: list[str]) -> int:
     if args[:1] == ["model"]:
         return _bench_model(args[1:])
@@ -370,7 +440,7 @@ def cmd_report(args: list[str]) -> int:
 COMMANDS = {
     "train": cmd_train, "sweep": cmd_sweep, "list": cmd_list, "compare": cmd_compare, "prepare": cmd_prepare,
     "bench": cmd_bench,
-    "report": cmd_report, "info": cmd_info, "verify-spikes": cmd_verify_spikes,
+    "report": cmd_report, "info": cmd_info, "verify-spikes": cmd_verify_spikes, "import-ckpt": cmd_import_ckpt,
 }
 
 
