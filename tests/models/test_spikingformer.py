@@ -43,10 +43,11 @@ def test_forward_shapes_and_pooling(downsample, shape, temporal, tokens):
 
 
 def test_orders_differ_only_in_where_the_pool_sits():
-    order = lambda ds: [type(m).__name__ for m in build_model(  # noqa: E731
-        {"name": "spikingformer_2_256", "downsample": ds}, lif(), meta()).tokenizer.stages[3][1]]
-    assert order("spikingformer") == ["MaxPool2d", "Conv2d", "BatchNorm2d"]
-    assert order("cml") == ["Conv2d", "BatchNorm2d", "MaxPool2d"]
+    order = lambda ds, stage: [type(m).__name__ for m in build_model(  # noqa: E731
+        {"name": "spikingformer_2_256", "downsample": ds}, lif(), meta()).tokenizer.stages[stage][1]]
+    assert order("spikingformer", 3) == ["MaxPool2d", "Conv2d", "BatchNorm2d"]
+    assert order("cml", 2) == ["Conv2d", "BatchNorm2d", "MaxPool2d"]  # CML pools one stage earlier, after the conv
+    assert order("cml", 3) == ["Conv2d", "BatchNorm2d"]
 
 
 def test_attention_neuron_gets_threshold_half():

@@ -35,8 +35,8 @@ ATOL = {"spikingformer": 1e-5, "sdtv3": 0.0}
 VARIANTS = {
     "spikingformer": ("spikingformer", {"depth": 2}),  # CIFAR: pools in tokenizer stages 3, 4 (our default)
     "spikingformer_imagenet": ("spikingformer", {"depth": 1, "pool": [True] * 4}),  # proj* names, pools all four
-    # Spikingformer-CML's CIFAR model: conv -> BN -> max-pool in stages 2 and 3 (one stage earlier)
-    "spikingformer_cml": ("spikingformer", {"depth": 1, "downsample": "cml", "pool": [False, True, True, False]}),
+    # Spikingformer-CML's CIFAR model: conv -> BN -> max-pool in stages 2 and 3 (our cml default)
+    "spikingformer_cml": ("spikingformer", {"depth": 1, "downsample": "cml"}),
     "sdtv3": ("sdtv3", {}),
 }
 

@@ -157,10 +157,14 @@ def _init_weights(m: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def _pooled_stages(input_size: int) -> tuple[bool, ...]:
+def _pooled_stages(input_size: int, downsample: str) -> tuple[bool, ...]:
     """CIFAR-sized inputs (<= 64 px) pool in the last two tokenizer stages (32 -> 8); larger ones (ImageNet,
-    DVS 128x128) pool in all four (224 -> 14, 128 -> 8), as the upstream per-dataset models do."""
-    return (False, False, True, True) if input_size <= 64 else (True, True, True, True)
+    DVS 128x128) pool in all four (224 -> 14, 128 -> 8), as the upstream per-dataset models do. CML's
+    CIFAR model pools after the conv of stages 2 and 3: the same resolutions, one stage earlier (its
+    released code; parity-tested against it)."""
+    if input_size > 64:
+        return (True, True, True, True)
+    return (False, True, True, False) if downsample == "cml" else (False, False, True, True)
 
 
 def build_spikingformer(
@@ -178,7 +182,7 @@ def build_spikingformer(
     if len(meta.input_shape) != 3:
         raise ValueError(f"spikingformer needs image or event frames (C, H, W), the dataset gives {meta.input_shape}")
     c, h, w = meta.input_shape
-    stages = tuple(pool) if pool is not None else _pooled_stages(min(h, w))
+    stages = tuple(pool) if pool is not None else _pooled_stages(min(h, w), downsample)
     if len(stages) != 4:
         raise ValueError(f"model.pool needs 4 entries (one per tokenizer stage), got {list(stages)}")
     factor = 2 ** sum(stages)
