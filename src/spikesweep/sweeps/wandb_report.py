@@ -4,7 +4,7 @@ Building the report (`build`) is pure: it only needs the catalogue entry and the
 tested offline. Saving it (`save`) is the only step that talks to the W&B server.
 
 Runs are the finished runs of the multirun's group (`run_group`, the multirun's name). They are grouped
-by the non-seed axes, so each line or bar is one cell of the grid: the mean over its seeds, with the
+by the axes with more than one value, seeds aside, so each line or bar is one cell of the grid: the mean over its seeds, with the
 standard deviation as the band, like the mean ± std table of `spikesweep report NAME`.
 """
 
@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
-from spikesweep.sweeps.catalogue import NamedSweep, grid
+from spikesweep.sweeps.catalogue import NamedSweep, grid, split_values
 
 TOP1 = "test_top1"  # logged every epoch; a run's summary holds the last epoch's value, the final top-1
 ENERGY = "energy_mj"
@@ -65,7 +65,9 @@ def build(sweep: NamedSweep, where: Target, entity: str, project: str | None = N
     from wandb_workspaces import expr
 
     project = project or where.project
-    cells = [column for axis, column in where.columns.items() if axis != "seed"]
+    # the axes that tell cells apart: a single value (a fixed recipe) does not, and seeds are averaged over
+    cells = [column for axis, column in where.columns.items()
+             if axis != "seed" and len(split_values(sweep.params[axis], axis)) > 1]
     runs = wr.Runset(
         entity=entity,
         project=project,
