@@ -15,6 +15,7 @@ commands:
   list                                the named multiruns
   compare DIR                         table of every run under DIR (markdown; CSV written beside)
   report NAME [--dir DIR]             a multirun beside the paper's numbers: tables, mean ± std, plots
+  report NAME --wandb [--entity E --project P]   the same multirun as a W&B report of its wandb group
   prepare dataset=NAME [overrides...]  check the files, convert/integrate/cache once (before a sweep)
   bench neuron [--quick]               neuron backends on [T, N] (the survey's speed grid)
   bench report [--quick]               every benchmark -> bench/*.csv + BENCHMARKS.md
@@ -422,9 +423,17 @@ def cmd_report(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="spikesweep report")
     parser.add_argument("name", help="a named multirun (experiments/NAME.yaml)")
     parser.add_argument("--dir", type=Path, help="the multirun directory (default: the newest multirun/NAME/*)")
+    parser.add_argument("--wandb", action="store_true", help="save a W&B report of the multirun's wandb group")
+    parser.add_argument("--entity", help="W&B entity (default: logger.entity, else your default entity)")
+    parser.add_argument("--project", help="W&B project (default: logger.project)")
     opts = parser.parse_args(args)
+    if (opts.entity or opts.project) and not opts.wandb or opts.dir and opts.wandb:
+        print("error: --entity and --project go with --wandb, which reads the runs from W&B, not --dir", file=sys.stderr)
+        return 2
     try:
         sweep = catalogue.load(opts.name)
+        if opts.wandb:
+            return _report_wandb(sweep, opts.entity, opts.project)
         markdown, out = report(opts.dir or newest_sweep_dir(Path.cwd(), opts.name), sweep.reported)
     except KeyError as err:
         print(f"error: {err.args[0]}", file=sys.stderr)
@@ -434,6 +443,22 @@ def cmd_report(args: list[str]) -> int:
         return 2
     print(markdown)
     print(f"\nreport: {out}")
+    return 0
+
+
+def _report_wandb(sweep, entity: str | None, project: str | None) -> int:
+    """The W&B report is built from the catalogue and the runs in W&B; no local run directory is needed."""
+    import os
+
+    from spikesweep.sweeps.wandb_report import ReportNotSaved, save
+
+    os.environ.setdefault("WANDB_SILENT", "true")  # wandb's own log lines would bury the one-line error
+    try:
+        url = save(sweep, entity, project)
+    except ReportNotSaved as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"W&B report: {url}")
     return 0
 
 

@@ -139,7 +139,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         tracker = TrackerGroup(JsonlTracker(run_dir / "metrics.jsonl", resume_epoch) if dist.is_main else NullTracker())
         wandb_id = resume.get("wandb_id") if resume else None
         if dist.is_main and cfg.logger.name == "wandb":
-            from spikesweep.tracking.wandb_tracker import WandbTracker, new_run_id
+            from spikesweep.tracking.wandb_tracker import WandbTracker, new_run_id, run_group
 
             wandb_id = wandb_id or new_run_id()
             try:
@@ -148,7 +148,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
                         run_dir=run_dir,
                         project=cfg.logger.project,
                         entity=cfg.logger.entity,
-                        group=cfg.logger.group or cfg.name,
+                        group=run_group(cfg),
                         name=run_name(cfg, overrides),
                         config=resolved,
                         run_id=wandb_id,

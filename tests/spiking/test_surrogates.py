@@ -7,7 +7,8 @@ import torch
 
 from spikesweep.spiking.surrogate import IntegerSurrogate, build_surrogate, staircase_error, surrogate_names
 
-OURS = ["rectangle", "triangle", "trapezoid", "ste", "err_atan", "err_rect"]
+OURS = ["rectangle", "triangle", "trapezoid", "super_spike", "ste", "err_atan", "err_rect"]
+BINARY = [n for n in surrogate_names() if n not in ("ste", "err_atan", "err_rect")]
 
 
 def _points(surrogate, n=64):
@@ -48,7 +49,31 @@ def test_spikingjelly_surrogates_match_their_primitives(name, primitive):
     assert torch.allclose(x.grad, y.grad, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", [n for n in surrogate_names() if n not in ("ste", "err_atan", "err_rect")])
+def _grad(surrogate, x: torch.Tensor) -> torch.Tensor:
+    x = x.detach().clone().requires_grad_(True)
+    surrogate(x).sum().backward()
+    return x.grad
+
+
+@pytest.mark.parametrize("name", BINARY)
+@pytest.mark.parametrize("width", [0.5, 2.0])
+def test_width_stretches_the_gradient_and_keeps_its_area(name, width):
+    """g_width(x) = g(x / width) / width for every binary shape, whatever its own parameters are."""
+    x = _points(None)
+    stretched = _grad(build_surrogate({"name": name, "width": width}), x)
+    reference = _grad(build_surrogate({"name": name}), x / width) / width
+    assert torch.allclose(stretched, reference, atol=1e-6), name
+    assert not torch.allclose(stretched, _grad(build_surrogate({"name": name}), x)), "width changed nothing"
+
+
+def test_super_spike_at_width_1_is_spikingjellys():
+    from spikingjelly.activation_based import surrogate as sj
+
+    x = _points(None).float()
+    assert torch.allclose(_grad(build_surrogate({"name": "super_spike", "alpha": 1.5}), x), _grad(sj.SuperSpike(alpha=1.5), x))
+
+
+@pytest.mark.parametrize("name", BINARY)
 def test_binary_forward_is_exactly_the_step(name):
     x = torch.tensor([-1.0, -1e-4, 0.0, 1e-4, 2.0])
     assert torch.equal(build_surrogate({"name": name})(x), torch.tensor([0.0, 0.0, 1.0, 1.0, 1.0]))
@@ -78,7 +103,9 @@ def test_smaller_eps_concentrates_the_gradient():
 @pytest.mark.parametrize(("cfg", "message"), [
     ({"name": "nope"}, "unknown surrogate 'nope'; valid: "),
     ({"name": "triangle", "gamma": 0.0}, "gamma must be > 0"),
-    ({"name": "trapezoid", "width": 0.5, "ramp": 1.0}, "ramp .* must not exceed width"),
+    ({"name": "trapezoid", "ramp": 1.5}, r"ramp \(1.5\) must not exceed 1"),
+    ({"name": "atan", "width": 0.0}, "'atan': width must be > 0"),
+    ({"name": "triangle", "width": -1.0}, "'triangle': width must be > 0"),
     ({"name": "err_atan", "band": 0.6}, "band must be < 0.5"),
     ({"name": "atan", "beta": 1.0}, "bad parameters"),
 ])

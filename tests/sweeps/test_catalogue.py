@@ -34,8 +34,9 @@ def test_every_job_composes_with_its_axis_values(name):
         for override in job:
             key, value = override.split("=", 1)
             if key == "experiment":
-                continue  # recipes are checked through the keys they set
-            got = cfg[key].name if key in GROUPS else OmegaConf.select(cfg, key)
+                got = cfg.recipe  # the recipe's own keys are checked in tests/models/test_recipes.py
+            else:
+                got = cfg[key].name if key in GROUPS else OmegaConf.select(cfg, key)
             assert str(got) == value, (name, override, got)
 
 
@@ -62,6 +63,27 @@ def test_neuron_and_surrogate_sweeps_build_every_neuron(name):
         cfg = compose(f"+experiments={name}", *job)
         neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), time_steps=cfg.dataset.T)
         neuron(channels=8)
+
+
+def test_surrogate_shapes_cover_every_binary_surrogate_at_every_width():
+    """Each job's width reaches the built surrogate: within a shape, every width gives another gradient."""
+    import torch
+
+    from spikesweep.spiking import build_surrogate
+    from spikesweep.spiking.surrogate import is_integer, surrogate_names
+
+    x = torch.linspace(-3.0, 3.0, 601)
+    grads: dict[str, list[torch.Tensor]] = {}
+    for job in catalogue.grid(catalogue.load("surrogate_shapes").params):
+        cfg = compose("+experiments=surrogate_shapes", *job)
+        u = x.clone().requires_grad_(True)
+        build_surrogate(cfg.surrogate)(u).sum().backward()
+        grads.setdefault(cfg.surrogate.name, []).append(u.grad)
+    binary = {n for n in surrogate_names() if not is_integer(build_surrogate({"name": n}))}
+    assert set(grads) == binary
+    for name, by_width in grads.items():
+        assert len(by_width) == 3, name
+        assert all(not torch.allclose(a, b) for i, a in enumerate(by_width) for b in by_width[i + 1:]), name
 
 
 def test_spikingformer_sizes_build_under_the_sweep():

@@ -4,6 +4,12 @@ Binary surrogates: forward is the Heaviside step H(x) (x = membrane - threshold)
 derivative of a smooth primitive. spikingjelly's built-ins are used where they exist (its fused kernels
 recognise them); the shapes it lacks are ours, each an autograd Function over its `grad` formula.
 
+Every binary surrogate takes `width`, one stretch factor that means the same for all of them:
+g_width(x) = g(x / width) / width, the shape at width 1 stretched along x with its area kept. It is what
+lets a sweep compare shapes at equal widths (`surrogate_shapes`) although their own parameters differ
+(alpha is a sharpness, gamma a half-width). It is folded into the parameters, so spikingjelly's classes
+and fused paths still see a plain surrogate: alpha / width, or every length times width.
+
 Integer surrogates (for MultiSpike neurons, SDT v3): forward is the quantiser q(x) = round(clamp(x, 0, D));
 backward is `grad`. "Error-controlled" surrogates (err_atan, err_rect) are defined in `IntegerSurrogate`.
 """
@@ -60,7 +66,10 @@ def _positive(name: str, **values: float) -> None:
 
 
 class Rectangle(Surrogate):
-    """grad = 1/width inside |x| < width/2: a box of unit area (GAC ImageNet: width 1 around threshold)."""
+    """grad = 1/width inside |x| < width/2: a box of unit area (GAC ImageNet: width 1 around threshold).
+
+    Its width is the common stretch factor itself: the box at width 1 is one unit wide.
+    """
 
     def __init__(self, width: float = 1.0) -> None:
         super().__init__()
@@ -77,12 +86,12 @@ class Rectangle(Surrogate):
 
 
 class Triangle(Surrogate):
-    """GAC's ZIF: grad = (1/gamma)^2 max(0, gamma - |x|), a triangle of unit area and half-width gamma."""
+    """GAC's ZIF: grad = (1/g)^2 max(0, g - |x|), a triangle of unit area and half-width g = gamma x width."""
 
-    def __init__(self, gamma: float = 1.0) -> None:
+    def __init__(self, gamma: float = 1.0, width: float = 1.0) -> None:
         super().__init__()
-        _positive("triangle", gamma=gamma)
-        self._sg_params = {"gamma": float(gamma)}
+        _positive("triangle", gamma=gamma, width=width)
+        self._sg_params = {"gamma": float(gamma) * float(width)}
 
     def grad(self, x):
         g = self._sg_params["gamma"]
@@ -95,14 +104,17 @@ class Triangle(Surrogate):
 
 
 class Trapezoid(Surrogate):
-    """grad = 1/width on the flat top |x| < width/2 - ramp/2, falling linearly to 0 over `ramp`; unit area."""
+    """grad = 1/width on the flat top, falling linearly to 0 over flanks of length ramp x width; unit area.
+
+    The flank is a fraction of the width so that `width` alone stretches the shape, as for every surrogate.
+    """
 
     def __init__(self, width: float = 1.0, ramp: float = 0.5) -> None:
         super().__init__()
         _positive("trapezoid", width=width, ramp=ramp)
-        if ramp > width:
-            raise ValueError(f"surrogate 'trapezoid': ramp ({ramp}) must not exceed width ({width})")
-        self._sg_params = {"width": float(width), "ramp": float(ramp)}
+        if ramp > 1:
+            raise ValueError(f"surrogate 'trapezoid': ramp ({ramp}) must not exceed 1 (it is a fraction of the width)")
+        self._sg_params = {"width": float(width), "ramp": float(ramp) * float(width)}
 
     def grad(self, x):
         width, ramp = self._sg_params["width"], self._sg_params["ramp"]
@@ -115,6 +127,37 @@ class Trapezoid(Surrogate):
         u = torch.clamp(x.abs(), max=b)
         on_ramp = torch.clamp(u - a, min=0.0)
         return 0.5 + torch.sign(x) * h * (torch.clamp(u, max=a) + on_ramp - on_ramp**2 / (2 * ramp))
+
+
+class SuperSpike(Surrogate):
+    """grad = alpha width / (|x| + width)^2: spikingjelly's SuperSpike (alpha / (1 + |x|)^2) at width 1.
+
+    Ours because spikingjelly's alpha is an amplitude, so its SuperSpike has no width to stretch (and no
+    primitive, which the compile backend needs).
+    """
+
+    def __init__(self, alpha: float = 1.0, width: float = 1.0) -> None:
+        super().__init__()
+        _positive("super_spike", alpha=alpha, width=width)
+        self._sg_params = {"alpha": float(alpha), "width": float(width)}
+
+    def grad(self, x):
+        alpha, width = self._sg_params["alpha"], self._sg_params["width"]
+        return alpha * width / (x.abs() + width) ** 2
+
+    @staticmethod
+    def primitive_function(x, alpha: float, width: float):
+        return alpha * x / (x.abs() + width)
+
+
+def _sharpened(name: str, kind: type[nn.Module], alpha: float) -> Callable[..., nn.Module]:
+    """A spikingjelly surrogate whose alpha is a sharpness, g(x) = alpha f(alpha x): width divides alpha."""
+
+    def build(alpha: float = alpha, width: float = 1.0) -> nn.Module:
+        _positive(name, alpha=alpha, width=width)
+        return kind(alpha=float(alpha) / float(width))
+
+    return build
 
 
 class IntegerSurrogate(Surrogate):
@@ -215,12 +258,12 @@ def _atan_width(max_value: int, eps: float, band: float) -> float:
 
 
 SURROGATES: dict[str, Callable[..., nn.Module]] = {
-    "sigmoid": lambda alpha=4.0: sj.Sigmoid(alpha=float(alpha)),
-    "atan": lambda alpha=2.0: sj.ATan(alpha=float(alpha)),
-    "piecewise_quadratic": lambda alpha=1.0: sj.PiecewiseQuadratic(alpha=float(alpha)),
-    "erf": lambda alpha=2.0: sj.Erf(alpha=float(alpha)),
-    "softsign": lambda alpha=2.0: sj.SoftSign(alpha=float(alpha)),
-    "super_spike": lambda alpha=1.0: sj.SuperSpike(alpha=float(alpha)),
+    "sigmoid": _sharpened("sigmoid", sj.Sigmoid, 4.0),
+    "atan": _sharpened("atan", sj.ATan, 2.0),
+    "piecewise_quadratic": _sharpened("piecewise_quadratic", sj.PiecewiseQuadratic, 1.0),
+    "erf": _sharpened("erf", sj.Erf, 2.0),
+    "softsign": _sharpened("softsign", sj.SoftSign, 2.0),
+    "super_spike": SuperSpike,
     "rectangle": Rectangle,
     "triangle": Triangle,
     "trapezoid": Trapezoid,

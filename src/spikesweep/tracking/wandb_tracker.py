@@ -17,6 +17,11 @@ def wandb_mode(requested: str) -> str:
     return "online" if os.environ.get("WANDB_API_KEY") or has_netrc else "offline"
 
 
+def run_group(cfg: Any) -> str:
+    """One wandb group per named multirun (its `name`), so `report NAME --wandb` can find its runs."""
+    return cfg.logger.group or cfg.name
+
+
 class WandbTracker:
     def __init__(
         self,
