@@ -110,7 +110,7 @@ def test_an_axis_without_a_config_column_is_refused():
 def test_wandb_report_without_a_server_fails_in_one_line(tmp_path):
     """A real wandb client pointed at a closed loopback port: one line on stderr, no traceback, exit 1."""
     env = {"WANDB_API_KEY": "0" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9", "WANDB_HTTP_TIMEOUT": "2"}
-    out = run_cli("report", "gac_cifar", "--wandb", "--entity", "lab", cwd=tmp_path, env=env, timeout=120)
+    out = run_cli("report", "gac_cifar", "--wandb", "--entity", "lab", cwd=tmp_path, env=env, timeout=400)
     assert out.returncode == 1, out.stderr
     lines = out.stderr.strip().splitlines()
     prefix = "error: the W&B report of 'gac_cifar' was not saved: "
