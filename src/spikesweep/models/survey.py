@@ -34,13 +34,11 @@ ACTIVATIONS = ("spiking", "relu")
 class _Activations:
     """Makes the neuron (or ReLU) of each layer and remembers them, in order, for `feature_layers`."""
 
-    def __init__(self, neuron: Callable[..., nn.Module], activation: str, model: str, norm: str) -> None:
+    def __init__(self, neuron: Callable[..., nn.Module], activation: str, model: str) -> None:
         if activation not in ACTIVATIONS:
             raise ValueError(f"{model}: unknown activation '{activation}'; valid: {', '.join(ACTIVATIONS)}")
-        check_norm(model, norm)
         self.spiking = activation == "spiking"
         self.factory = neuron
-        self.norm = norm
         self.made: list[nn.Module] = []
 
     def __call__(self, channels: int) -> nn.Module:
@@ -71,13 +69,15 @@ class SurveyNet(nn.Module):
         return out if self.to_logits is None else self.to_logits(out)
 
 
-def _conv_stages(dims: int, c_in: int, act: _Activations, time_steps: int, width: int = 128) -> list[nn.Module]:
+def _conv_stages(
+    dims: int, c_in: int, act: _Activations, norm: str, time_steps: int, width: int = 128
+) -> list[nn.Module]:
     conv, pool = (layer.Conv2d, layer.AvgPool2d) if dims == 2 else (layer.Conv1d, layer.AvgPool1d)
     out: list[nn.Module] = []
     for _ in range(2):
         for _ in range(3):
             out += [conv(c_in, width, 3, padding=1, bias=False, step_mode="m"),
-                    build_norm(act.norm, dims, width, time_steps), act(width)]
+                    build_norm(norm, dims, width, time_steps), act(width)]
             c_in = width
         out.append(pool(2, step_mode="m"))
     return out
@@ -88,13 +88,14 @@ def survey_cf10(
     neuron: Callable[..., nn.Module], meta: Any, activation: str = "spiking", hidden: int = 2048, norm: str = "bn"
 ) -> nn.Module:
     """17,542,026 parameters on CIFAR10 (8192 -> 2048 -> 10 head) with BN; TEBN adds T per norm layer."""
-    act = _Activations(neuron, activation, "survey_cf10", norm)
+    act = _Activations(neuron, activation, "survey_cf10")
+    check_norm("survey_cf10", norm)
     if len(meta.input_shape) != 3:
         raise ValueError(f"survey_cf10 needs image input (C, H, W), the dataset gives {meta.input_shape}")
     c, h, w = meta.input_shape
     if h % 4 or w % 4:
         raise ValueError(f"survey_cf10 pools twice by 2: image sides must be multiples of 4, got {h}x{w}")
-    features = _conv_stages(2, c, act, meta.time_steps)  # first, so feature_layers run input to output
+    features = _conv_stages(2, c, act, norm, meta.time_steps)  # first, so feature_layers run input to output
     head = [layer.Linear(128 * (h // 4) * (w // 4), hidden, step_mode="m"), act(hidden),
             layer.Linear(hidden, meta.num_classes, step_mode="m")]
     return SurveyNet(features, head, lambda x: to_time_major(x, meta.time_steps, meta.temporal), act)
@@ -120,7 +121,8 @@ def survey_scf10(
 
     Takes seq_cifar10's steps (96 = 3 channels x 32 pixels, channel-major) or plain images with T = width.
     """
-    act = _Activations(neuron, activation, "survey_scf10", norm)
+    act = _Activations(neuron, activation, "survey_scf10")
+    check_norm("survey_scf10", norm)
     shape = meta.input_shape
     if meta.temporal and len(shape) == 1:
         if shape[0] % in_channels:
@@ -134,7 +136,7 @@ def survey_scf10(
         raise ValueError(f"survey_scf10 needs (C*L,) steps or (C, H, W) images, got {shape} (temporal={meta.temporal})")
     if length % 4:
         raise ValueError(f"survey_scf10 pools twice by 2: the per-step length must be a multiple of 4, got {length}")
-    features = _conv_stages(1, c, act, meta.time_steps)
+    features = _conv_stages(1, c, act, norm, meta.time_steps)
     head = [layer.Linear(128 * (length // 4), hidden, step_mode="m"), act(hidden),
             layer.Linear(hidden, meta.num_classes, step_mode="m")]
     return SurveyNet(features, head, lambda x: _columns_as_steps(x, meta.temporal, c), act)
@@ -156,7 +158,8 @@ def survey_shd(
 
     No biases and He-uniform weights, as the survey's SHD code (built on SNN-delays) has them.
     """
-    act = _Activations(neuron, activation, "survey_shd", norm)
+    act = _Activations(neuron, activation, "survey_shd")
+    check_norm("survey_shd", norm)
     check_readout("survey_shd", readout, readout_tau)
     if not meta.temporal or len(meta.input_shape) != 1:
         raise ValueError(f"survey_shd needs temporal input with (F,) channels per step, got {meta.input_shape}")
