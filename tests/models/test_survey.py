@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from spikesweep.data.registry import DatasetMeta
-from spikesweep.spiking import reset_states
+from spikesweep.spiking import build_neuron, build_surrogate, reset_states
+from spikesweep.spiking.norm import TEBN1d, TEBN2d
 from tests.models.helpers import build, compose_recipe, params, recipe_model, train_step
 
 CIFAR10 = DatasetMeta(num_classes=10, input_shape=(3, 32, 32), time_steps=4, temporal=False)
@@ -63,6 +64,7 @@ def test_scf10_sees_one_column_per_step_as_seq_cifar10_lays_it_out():
         ("survey_scf10", CIFAR10, {}, "set T=32"),
         ("survey_scf10", DatasetMeta(10, (95,), 32, True), {}, "do not split into 3 channels"),
         ("survey_shd", CIFAR10, {}, "needs temporal input"),
+        ("survey_cf10", CIFAR10, {"norm": "ln"}, "survey_cf10: unknown norm 'ln'; valid: bn, tebn"),
     ],
 )
 def test_misuse_fails_with_one_line(name, meta, cfg, message):
@@ -87,3 +89,57 @@ def test_recipe_composes_and_builds(recipe, model, activation, T):
     built = recipe_model(cfg)
     if recipe.startswith("survey_cf10"):
         assert params(built) == 17_542_026
+
+
+SURVEY_SHAPES = [
+    ("survey_cf10", CIFAR10, TEBN2d, 6, torch.randn(2, 3, 32, 32)),
+    ("survey_scf10", DatasetMeta(10, (96,), 32, True), TEBN1d, 6, torch.randn(2, 32, 96)),
+    ("survey_shd", DatasetMeta(20, (140,), 7, True), TEBN1d, 2, torch.randn(2, 7, 140)),
+]
+
+
+@pytest.mark.parametrize(("name", "meta", "kind", "layers", "x"), SURVEY_SHAPES)
+def test_norm_tebn_replaces_every_bn_runs_in_forward_and_counts_its_scales(name, meta, kind, layers, x):
+    bn, tebn = build(name, meta), build(name, meta, norm="tebn")
+    norms = [m for m in tebn.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert len(norms) == layers and all(isinstance(m, kind) for m in norms)
+    assert not any(isinstance(m, (TEBN1d, TEBN2d)) for m in bn.modules())
+    assert params(tebn) == params(bn) + layers * meta.time_steps
+    calls = []
+    for m in norms:
+        m.register_forward_hook(lambda mod, inp, out: calls.append(out.shape[0]))
+    tebn(x)
+    assert calls == [meta.time_steps] * layers  # every TEBN ran, on all T steps
+
+
+def test_tebn_scale_reaches_the_neurons():
+    torch.manual_seed(0)
+    model = build("survey_cf10", DatasetMeta(10, (3, 8, 8), 3, False), norm="tebn")
+    seen = []
+    model.feature_layers[0].register_forward_hook(lambda mod, inp, out: seen.append(out.detach()))
+    x = torch.randn(4, 3, 8, 8)
+    model(x)
+    reset_states(model)
+    with torch.no_grad():
+        next(m for m in model.modules() if isinstance(m, TEBN2d)).scale[1:] = 0.0  # no input at steps 2 and 3
+    model(x)
+    assert seen[0][1:].sum() > 0 and seen[1][1:].sum() == 0 and torch.equal(seen[0][0], seen[1][0])
+
+
+def test_recipe_takes_norm_tebn_from_the_command_line():
+    cfg = compose_recipe("survey_cf10")
+    assert cfg.model.norm == "bn"
+    from tests.conftest import compose
+
+    built = recipe_model(compose("experiment=survey_cf10", "model.norm=tebn"))
+    assert params(built) == 17_542_026 + 6 * 4
+
+
+def test_block_alif_gets_per_channel_decays_from_the_survey_models():
+    neuron = build_neuron({"name": "block_alif"}, build_surrogate({"name": "atan"}))
+    model = build("survey_cf10", CIFAR10, neuron=neuron)
+    shapes = [tuple(m.decay.shape) for m in model.feature_layers]
+    assert shapes == [(128,)] * 6 + [(2048,)]
+    assert params(model) == 17_542_026 + 2 * (6 * 128 + 2048)
+    relu = build("survey_cf10", CIFAR10, neuron=neuron, activation="relu")
+    assert params(relu) == 17_542_026

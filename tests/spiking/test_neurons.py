@@ -7,8 +7,8 @@ from spikesweep.run import train
 from spikesweep.spiking import build_neuron, build_surrogate, is_spiking_neuron, neuron_names, reset_states
 from tests.conftest import SMOKE, compose
 
-CONFIGS = ["if", "lif", "plif", "clif", "osr", "gac_lif", "gac_lif_imagenet", "psn", "sliding_psn", "masked_psn",
-           "multispike"]
+CONFIGS = ["if", "lif", "plif", "clif", "osr", "block_alif", "gac_lif", "gac_lif_imagenet", "psn", "sliding_psn",
+           "masked_psn", "multispike"]
 
 
 def _neuron(name: str, surrogate: str = "atan", **overrides):

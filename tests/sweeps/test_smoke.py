@@ -17,6 +17,7 @@ CASES = {
     "sdtv3_learnable_norm": ("dataset.verify_checksums=false", "experiment=sdtv3_s_cifar10"),
     "gac_cifar": ("dataset.verify_checksums=false",),
     "survey_cf10_neurons": ("dataset.verify_checksums=false", "neuron=psn"),
+    "survey_shd_neurons": ("neuron=block_alif", "model.norm=tebn"),
     "shd_delays": (),
     "spikingformer_cifar": ("dataset.verify_checksums=false",),
     "spikingformer_dvs": ("dataset.size=32", "dataset.T=2"),

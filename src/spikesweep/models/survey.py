@@ -2,7 +2,9 @@
 
 The survey compares neurons and training paradigms on fixed, plain networks, so these models only
 place neurons; which neuron runs is the `neuron` group's choice. `activation=relu` swaps every neuron for
-ReLU: the ANN teacher of the distillation runs, same architecture, same parameter count.
+ReLU: the ANN teacher of the distillation runs, same architecture, same parameter count. `norm` picks the
+batch norm the survey compares: `bn` (statistics over T and B) or `tebn` (the same, then a learnable
+scale per time step); neurons are told their layer's channels, for those with per-channel parameters.
 
 - survey_cf10: 2 x ([conv3x3 128 (no bias) + BN + neuron] x 3 + avgpool 2), Linear -> neuron -> Linear.
 - survey_scf10: the same with Conv1d/BN1d/AvgPool1d along the pixels of a column, one column per time step.
@@ -24,6 +26,7 @@ from spikesweep.models.encoding import to_time_major
 from spikesweep.models.registry import register_model
 from spikesweep.models.shd import check_readout
 from spikesweep.models.shd import readout as shd_readout
+from spikesweep.spiking.norm import build_norm, check_norm
 
 ACTIVATIONS = ("spiking", "relu")
 
@@ -34,11 +37,12 @@ class _Activations:
     def __init__(self, neuron: Callable[..., nn.Module], activation: str, model: str) -> None:
         if activation not in ACTIVATIONS:
             raise ValueError(f"{model}: unknown activation '{activation}'; valid: {', '.join(ACTIVATIONS)}")
-        self.factory = neuron if activation == "spiking" else nn.ReLU
+        self.spiking = activation == "spiking"
+        self.factory = neuron
         self.made: list[nn.Module] = []
 
-    def __call__(self) -> nn.Module:
-        self.made.append(self.factory())
+    def __call__(self, channels: int) -> nn.Module:
+        self.made.append(self.factory(channels=channels) if self.spiking else nn.ReLU())
         return self.made[-1]
 
 
@@ -78,13 +82,15 @@ class SurveyNet(nn.Module):
         return out if self.to_logits is None else self.to_logits(out)
 
 
-def _conv_stages(dims: int, c_in: int, act: _Activations, width: int = 128) -> list[nn.Module]:
-    conv, norm, pool = (layer.Conv2d, layer.BatchNorm2d, layer.AvgPool2d) if dims == 2 else (
-        layer.Conv1d, layer.BatchNorm1d, layer.AvgPool1d)
+def _conv_stages(
+    dims: int, c_in: int, act: _Activations, norm: str, time_steps: int, width: int = 128
+) -> list[nn.Module]:
+    conv, pool = (layer.Conv2d, layer.AvgPool2d) if dims == 2 else (layer.Conv1d, layer.AvgPool1d)
     out: list[nn.Module] = []
     for _ in range(2):
         for _ in range(3):
-            out += [conv(c_in, width, 3, padding=1, bias=False, step_mode="m"), norm(width, step_mode="m"), act()]
+            out += [conv(c_in, width, 3, padding=1, bias=False, step_mode="m"),
+                    build_norm(norm, dims, width, time_steps), act(width)]
             c_in = width
         out.append(pool(2, step_mode="m"))
     return out
@@ -92,18 +98,20 @@ def _conv_stages(dims: int, c_in: int, act: _Activations, width: int = 128) -> l
 
 @register_model("survey_cf10")
 def survey_cf10(
-    neuron: Callable[..., nn.Module], meta: Any, activation: str = "spiking", hidden: int = 2048
+    neuron: Callable[..., nn.Module], meta: Any, activation: str = "spiking", hidden: int = 2048, norm: str = "bn"
 ) -> nn.Module:
-    """17,542,026 parameters on CIFAR10 (8192 -> 2048 -> 10 head)."""
+    """17,542,026 parameters on CIFAR10 (8192 -> 2048 -> 10 head) with BN; TEBN adds T per norm layer."""
     act = _Activations(neuron, activation, "survey_cf10")
+    check_norm("survey_cf10", norm)
     if len(meta.input_shape) != 3:
         raise ValueError(f"survey_cf10 needs image input (C, H, W), the dataset gives {meta.input_shape}")
     c, h, w = meta.input_shape
     if h % 4 or w % 4:
         raise ValueError(f"survey_cf10 pools twice by 2: image sides must be multiples of 4, got {h}x{w}")
-    head = [layer.Linear(128 * (h // 4) * (w // 4), hidden, step_mode="m"), act(),
+    features = _conv_stages(2, c, act, norm, meta.time_steps)  # first, so feature_layers run input to output
+    head = [layer.Linear(128 * (h // 4) * (w // 4), hidden, step_mode="m"), act(hidden),
             layer.Linear(hidden, meta.num_classes, step_mode="m")]
-    return SurveyNet(_conv_stages(2, c, act), head, lambda x: to_time_major(x, meta.time_steps, meta.temporal), act)
+    return SurveyNet(features, head, lambda x: to_time_major(x, meta.time_steps, meta.temporal), act)
 
 
 def _columns_as_steps(x: torch.Tensor, temporal: bool, channels: int) -> torch.Tensor:
@@ -115,13 +123,19 @@ def _columns_as_steps(x: torch.Tensor, temporal: bool, channels: int) -> torch.T
 
 @register_model("survey_scf10")
 def survey_scf10(
-    neuron: Callable[..., nn.Module], meta: Any, activation: str = "spiking", hidden: int = 256, in_channels: int = 3
+    neuron: Callable[..., nn.Module],
+    meta: Any,
+    activation: str = "spiking",
+    hidden: int = 256,
+    in_channels: int = 3,
+    norm: str = "bn",
 ) -> nn.Module:
     """Sequential CIFAR: Conv1d along the 32 pixels of a column, one column per time step (T=32).
 
     Takes seq_cifar10's steps (96 = 3 channels x 32 pixels, channel-major) or plain images with T = width.
     """
     act = _Activations(neuron, activation, "survey_scf10")
+    check_norm("survey_scf10", norm)
     shape = meta.input_shape
     if meta.temporal and len(shape) == 1:
         if shape[0] % in_channels:
@@ -135,9 +149,10 @@ def survey_scf10(
         raise ValueError(f"survey_scf10 needs (C*L,) steps or (C, H, W) images, got {shape} (temporal={meta.temporal})")
     if length % 4:
         raise ValueError(f"survey_scf10 pools twice by 2: the per-step length must be a multiple of 4, got {length}")
-    head = [layer.Linear(128 * (length // 4), hidden, step_mode="m"), act(),
+    features = _conv_stages(1, c, act, norm, meta.time_steps)
+    head = [layer.Linear(128 * (length // 4), hidden, step_mode="m"), act(hidden),
             layer.Linear(hidden, meta.num_classes, step_mode="m")]
-    return SurveyNet(_conv_stages(1, c, act), head, lambda x: _columns_as_steps(x, meta.temporal, c), act)
+    return SurveyNet(features, head, lambda x: _columns_as_steps(x, meta.temporal, c), act)
 
 
 @register_model("survey_shd")
@@ -150,20 +165,22 @@ def survey_shd(
     dropout: float = 0.4,
     readout: str = "softmax_sum",
     readout_tau: float = 1.005,
+    norm: str = "bn",
 ) -> nn.Module:
     """SHD without delays: [Linear + BN1d + neuron + dropout] x 2, Linear, leaky-membrane readout.
 
     No biases and He-uniform weights, as the survey's SHD code (built on SNN-delays) has them.
     """
     act = _Activations(neuron, activation, "survey_shd")
+    check_norm("survey_shd", norm)
     check_readout("survey_shd", readout, readout_tau)
     if not meta.temporal or len(meta.input_shape) != 1:
         raise ValueError(f"survey_shd needs temporal input with (F,) channels per step, got {meta.input_shape}")
     stack: list[nn.Module] = []
     prev = meta.input_shape[0]
     for _ in range(layers):
-        stack += [layer.Linear(prev, hidden, bias=False, step_mode="m"), layer.BatchNorm1d(hidden, step_mode="m"),
-                  act(), layer.Dropout(dropout, step_mode="m")]
+        stack += [layer.Linear(prev, hidden, bias=False, step_mode="m"), build_norm(norm, 1, hidden, meta.time_steps),
+                  act(hidden), layer.Dropout(dropout, step_mode="m")]
         prev = hidden
     head = [layer.Linear(prev, meta.num_classes, bias=False, step_mode="m")]
     for m in [*stack, *head]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from spikesweep.spiking.neurons.block_alif import build_block_alif
 from spikesweep.spiking.neurons.gac import build_gac_lif
 from spikesweep.spiking.neurons.lif import build_clif, build_if, build_lif, build_osr, build_plif
 from spikesweep.spiking.neurons.multispike import MultiSpike
@@ -24,6 +25,7 @@ NEURONS: dict[str, Callable[..., nn.Module]] = {
     "plif": build_plif,
     "clif": build_clif,
     "osr": build_osr,
+    "block_alif": build_block_alif,
     "gac_lif": build_gac_lif,
     "psn": build_psn,
     "sliding_psn": build_sliding_psn,
