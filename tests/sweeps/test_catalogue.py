@@ -9,7 +9,7 @@ from spikesweep.config_schema import validate
 from spikesweep.sweeps import catalogue
 from tests.conftest import compose, run_cli
 
-GROUPS = {"model", "neuron", "surrogate", "dataset", "optimizer", "method"}
+GROUPS = {"model", "neuron", "surrogate", "dataset", "optimizer", "method", "survey_cell"}
 # Every row of the seed documents' ablation table has a named multirun.
 REQUIRED = {
     "sdtv3_reproduce", "sdtv3_surrogates", "sdtv3_learnable_norm", "sdtv3_learnable_d", "sdtv3_position_encoding",
@@ -94,3 +94,31 @@ def test_spikingformer_sizes_build_under_the_sweep():
         cfg = compose("+experiments=spikingformer_cifar", *job)
         meta = SimpleNamespace(num_classes=10, input_shape=(3, 32, 32), time_steps=1, temporal=False)
         build_model(cfg.model, build_neuron(cfg.neuron, build_surrogate(cfg.surrogate)), meta)
+
+
+ROWS = {  # survey row -> (neuron, norm, method); None: the recipe's own neuron
+    "if": ("if", "bn", "bptt"), "lif": (None, "bn", "bptt"), "clif": ("clif", "bn", "bptt"),
+    "psn": ("psn", "bn", "bptt"), "sliding_psn": ("sliding_psn", "bn", "bptt"), "tebn": (None, "tebn", "bptt"),
+    "osr": ("osr", "bn", "online"), "osr_bptt": ("osr", "bn", "bptt"), "block_alif": ("block_alif", "bn", "bptt"),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "recipe_lif_tau"),
+    [("survey_cf10_neurons", 2.0), ("survey_scf10_neurons", 2.0), ("survey_shd_neurons", 1.005)],
+)
+def test_survey_rows_set_neuron_norm_and_paradigm_together(name, recipe_lif_tau):
+    from spikesweep.methods import build_method
+    from tests.models.helpers import recipe_model
+
+    sweep = catalogue.load(name)
+    for job in catalogue.grid(sweep.params):
+        cfg = compose(f"+experiments={name}", *job)
+        row = cfg.survey_cell.name
+        neuron, norm, method = ROWS[row]
+        assert (cfg.neuron.name, cfg.model.norm, cfg.method.name) == (neuron or "lif", norm, method), job
+        if neuron is None:
+            assert cfg.neuron.tau == recipe_lif_tau, "the LIF and TEBN rows keep the recipe's own LIF"
+        assert f"survey_cell={row}" in sweep.reported, f"row {row} has no paper number"
+        if method == "online":  # the model really steps online with this neuron
+            build_method(cfg.method, cfg.model, None, None).attach(recipe_model(cfg), None)
