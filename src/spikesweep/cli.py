@@ -329,7 +329,7 @@ def _bench_model(args: list[str]) -> int:
     cfg = compose_config(overrides)
     try:
         meta = build_datasets(cfg.dataset, cfg.paths.data_dir).meta
-        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), meta.time_steps)
+        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), meta.time_steps, opts.device)
         amp = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[opts.amp]
         results = bench_model(dict(cfg.model), neuron, meta, opts.batch, opts.steps, opts.warmup, opts.compile,
                               torch.device(opts.device), amp)

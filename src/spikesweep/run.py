@@ -109,7 +109,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
     try:
         seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
         bundle = build_datasets(cfg.dataset, cfg.paths.data_dir)
-        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), bundle.meta.time_steps)
+        device = resolve_device(cfg.trainer.device, dist)  # `neuron.backend: auto` chooses for it
+        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), bundle.meta.time_steps, device)
         model = build_model(cfg.model, neuron, bundle.meta)
         summary |= {
             "model": cfg.model.name,
@@ -122,7 +123,6 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         if cfg.trainer.eval_only:
             source = Path(cfg.ckpt)
             ckpt.load_model_weights(model, ckpt.load(source), source)
-            device = resolve_device(cfg.trainer.device, dist)
             _, test_loader = make_loaders(bundle.train, bundle.test, cfg.trainer, dist, int(cfg.seed), device)
             metrics = evaluate(model.to(device), test_loader, device, resolve_amp(cfg.trainer.amp, device), dist)
             summary |= {"status": "completed", "eval_only": True, "checkpoint": str(source), "final": metrics}

@@ -87,7 +87,12 @@ def test_cupy_backend_refuses_a_surrogate_it_has_no_kernel_for():
         cupy_lif.kernel_surrogate(build_surrogate({"name": "erf"}))
 
 
-def test_auto_backend_is_compile_on_cpu():
+@pytest.fixture
+def no_forced_backend(monkeypatch):
+    monkeypatch.delenv("SPIKESWEEP_AUTO_BACKEND", raising=False)
+
+
+def test_auto_backend_is_compile_on_cpu(no_forced_backend):
     atan = build_surrogate({"name": "atan"})
     assert auto_backend(atan, "cpu") == "compile"
     assert "backend=compile" in repr(build_neuron({"name": "lif", "backend": "auto"}, atan, device="cpu")())
@@ -95,13 +100,22 @@ def test_auto_backend_is_compile_on_cpu():
         assert "backend=compile" in repr(build_neuron({"name": "if", "backend": "auto"}, atan)())
 
 
-def test_auto_backend_on_cuda_takes_the_first_that_fuses_the_surrogate():
+def test_auto_backend_on_cuda_takes_the_first_that_fuses_the_surrogate(no_forced_backend):
     """cupy where CuPy runs, else spikingjelly if its kernels know the surrogate, else compile."""
     fused = "cupy" if cupy_lif.unavailable_reason() is None else "spikingjelly"
     assert auto_backend(build_surrogate({"name": "atan"}), "cuda") == fused
     assert auto_backend(build_surrogate({"name": "erf"}), "cuda") == "spikingjelly"  # no cupy kernel for erf
     if fused == "spikingjelly":
         assert auto_backend(build_surrogate({"name": "rectangle"}), "cuda") == "compile"
+
+
+def test_forced_auto_backend_is_used_and_checked(monkeypatch):
+    atan = build_surrogate({"name": "atan"})
+    monkeypatch.setenv("SPIKESWEEP_AUTO_BACKEND", "spikingjelly")
+    assert auto_backend(atan, "cpu") == "spikingjelly"
+    monkeypatch.setenv("SPIKESWEEP_AUTO_BACKEND", "fast")
+    with pytest.raises(ValueError, match="SPIKESWEEP_AUTO_BACKEND='fast' is not a backend; valid: torch, compile"):
+        build_neuron({"name": "lif", "backend": "auto"}, atan)
 
 
 def test_spikingjelly_kernels_accept_our_triangle_but_not_our_rectangle():

@@ -10,6 +10,7 @@ IF and LIF have several backends (docs/neurons.md), all parity-tested against `t
 - `auto`: the fastest of these for the device (`auto_backend`).
 """
 
+import os
 from typing import Any
 
 import torch
@@ -45,9 +46,18 @@ def spikingjelly_fuses(surrogate: Any) -> bool:
     return _surrogate_spec(spikingjelly_surrogate(surrogate)) is not None
 
 
+AUTO_ENV = "SPIKESWEEP_AUTO_BACKEND"
+
+
 def auto_backend(surrogate: Any, device: torch.device | str | None = None) -> str:
     """`compile` on CPU; on CUDA the first of cupy, spikingjelly, compile that fuses this surrogate.
-    Without a device, CUDA counts if torch sees one."""
+    Without a device, CUDA counts if torch sees one. SPIKESWEEP_AUTO_BACKEND overrides the choice: the
+    test suite sets torch, since compile's warm-up would cost every short CPU run seconds per process."""
+    forced = os.environ.get(AUTO_ENV)
+    if forced:
+        if forced not in BACKENDS[1:]:
+            raise ValueError(f"{AUTO_ENV}={forced!r} is not a backend; valid: {', '.join(BACKENDS[1:])}")
+        return forced
     on_cuda = torch.cuda.is_available() if device is None else torch.device(device).type == "cuda"
     if not on_cuda:
         return "compile"
