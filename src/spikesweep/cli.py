@@ -16,7 +16,8 @@ commands:
   compare DIR                         table of every run under DIR (markdown; CSV written beside)
   report NAME [--dir DIR]             a multirun beside the paper's numbers: tables, mean ± std, plots
   prepare dataset=NAME [overrides...]  check the files, convert/integrate/cache once (before a sweep)
-  bench neuron [--quick]               neuron backends on [T, N] (the survey's speed grid)
+  bench neuron [--quick] [--device cuda] [--backends torch,cupy,...]
+                                      neuron backends on [T, N] (the survey's speed grid): CSV, PNG, table
   bench report [--quick]               every benchmark -> bench/*.csv + BENCHMARKS.md
   bench data dataset=NAME [overrides...] [--batches N]   loader samples/s vs the train step's
   bench model model=X dataset=Y [--batch B] [--steps N] [--compile] [--amp bf16]
@@ -277,18 +278,29 @@ def cmd_bench(args: list[str]) -> int:
 
 
 def _bench_neuron(args: list[str]) -> int:
-    """`bench neuron [--quick] [--backends torch,compile,psn]`: the survey's single-layer speed grid."""
-    from spikesweep.bench.neuron import bench_neuron
+    """`bench neuron [--quick] [--backends ...] [--device cuda]`: the survey's single-layer speed grid."""
+    from spikesweep.bench.neuron import BACKENDS, bench_neuron, plot
     from spikesweep.bench.report import print_rows, write_csv
 
     parser = argparse.ArgumentParser(prog="spikesweep bench neuron")
     parser.add_argument("--quick", action="store_true", help="a small grid (seconds), for CI")
-    parser.add_argument("--backends", default="torch,compile,psn")
-    parser.add_argument("--csv", type=Path, default=Path("bench/neuron.csv"))
+    parser.add_argument("--backends", help=f"comma list of {','.join(BACKENDS)} (default: all that run here)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--csv", type=Path, default=Path("bench/neuron.csv"), help="a PNG of it is written beside")
     opts = parser.parse_args(args)
-    rows = bench_neuron(opts.quick, tuple(opts.backends.split(",")))
+    try:
+        import torch
+
+        if torch.device(opts.device).type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {opts.device}: CUDA is not available on this machine")
+        rows = bench_neuron(opts.quick, opts.backends.split(",") if opts.backends else None, opts.device)
+    except (ValueError, RuntimeError) as err:
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
     write_csv(rows, opts.csv)
+    plot(rows, opts.csv.with_suffix(".png"))
     print_rows(rows)
+    print(f"wrote {opts.csv} and {opts.csv.with_suffix('.png')}")
     return 0
 
 

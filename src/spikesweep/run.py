@@ -186,12 +186,33 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         shutdown_distributed()
 
 
+def bench_cell(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """A speed-grid job (`task: bench_neuron`) in place of a training run: the same run directory files."""
+    from spikesweep.bench.neuron import run_cell
+
+    validate(cfg)
+    started = time.time()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
+    (run_dir / "git.txt").write_text(git_description())
+    try:
+        summary = run_cell(OmegaConf.to_container(cfg.bench, resolve=True), run_dir)
+    except ValueError as err:
+        write_summary(run_dir, {"status": "failed", "error": str(err), "wall_time_s": time.time() - started})
+        raise RunError(str(err)) from err
+    write_summary(run_dir, summary | {"wall_time_s": time.time() - started})
+    return summary
+
+
 @hydra.main(config_path=str(REPO_ROOT / "conf"), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> str:
     """In a sweep a failed job is recorded and the sweep goes on; a single run exits non-zero."""
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     try:
+        if cfg.get("task") == "bench_neuron":
+            return bench_cell(cfg, run_dir, list(hc.overrides.task))["status"]
         return train(cfg, run_dir, list(hc.overrides.task))["status"]
     except (RunError, ConfigError) as err:
         if hc.mode == RunMode.MULTIRUN:
