@@ -22,11 +22,6 @@ from spikingjelly.activation_based import surrogate as sj
 
 from spikesweep.spiking.surrogate import Rectangle, Trapezoid, Triangle
 
-try:
-    import cupy
-except ImportError:  # the backend is optional: `pip install 'spikesweep[cupy]'`
-    cupy = None
-
 # Surrogate gradient g(u), u = h - v_threshold; `a`, `b` are the surrogate's parameters (see `kernel_surrogate`).
 KERNEL_SOURCE = r"""
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
@@ -197,12 +192,24 @@ class FusedSpec:
 NVRTC_OPTIONS = ("--fmad=false", "--std=c++14")
 
 
+def _cupy() -> Any:
+    """CuPy, imported on first use: the backend is optional (`pip install 'spikesweep[cupy]'`) and importing
+    it costs every process that never selects it."""
+    import cupy
+
+    return cupy
+
+
 def unavailable_reason() -> str | None:
     """Why the cupy backend cannot run here, or None."""
-    if cupy is None:
-        return "CuPy is not installed (pip install 'spikesweep[cupy]')"
     if not torch.cuda.is_available():
         return "no CUDA device is available"
+    try:
+        cupy = _cupy()
+    except ImportError:
+        return "CuPy is not installed (pip install 'spikesweep[cupy]')"
+    if not cupy.cuda.is_available():
+        return "CuPy sees no CUDA device (does its CUDA build, e.g. cupy-cuda13x, match torch's?)"
     return None
 
 
@@ -218,19 +225,21 @@ _modules: dict[tuple[KernelConfig, int], Any] = {}
 def _kernels(config: KernelConfig, device: torch.device) -> Any:
     key = (config, device.index)
     if key not in _modules:
+        cupy = _cupy()
         with cupy.cuda.Device(device.index):
             _modules[key] = cupy.RawModule(code=config.source(), options=NVRTC_OPTIONS)
     return _modules[key]
 
 
 def _launch(module: Any, name: str, device: torch.device, n: int, *args: Any) -> None:
-    threads = 256
+    threads, cupy = 256, _cupy()
     with cupy.cuda.Device(device.index), cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream):
         module.get_function(name)(((n + threads - 1) // threads,), (threads,), args)
 
 
-def _ptr(t: torch.Tensor) -> int:
-    return t.data_ptr()
+def _ptr(t: torch.Tensor) -> np.uint64:
+    """A device pointer as CuPy passes it by value: an 8-byte scalar, the size of the kernels' float*."""
+    return np.uint64(t.data_ptr())
 
 
 class _FusedLIF(torch.autograd.Function):
@@ -272,6 +281,7 @@ class CupyLIF(base.MemoryModule):
         self.step_mode = "m"
         self.register_memory("v", 0.0 if v_reset is None else float(v_reset))
 
+    @torch.compiler.disable  # a compiled model calls the kernels as they are (Dynamo cannot trace CuPy)
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         if x_seq.device.type != "cuda":
             raise ValueError(f"backend 'cupy' runs on CUDA tensors, got input on {x_seq.device}; use backend auto")
