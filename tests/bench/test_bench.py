@@ -64,6 +64,9 @@ def test_survey_speed_multirun_is_the_grid_and_one_cell_runs(tmp_path):
     assert set(summary["speedup"]) == {"train/psn", "inference/psn"}
     with (summary_path.parent / "neuron.csv").open() as f:
         assert [r["backend"] for r in csv.DictReader(f)] == ["torch", "psn", "torch", "psn"]
+    sweep_dir = summary_path.parent.parent  # the whole grid gathered beside the jobs
+    assert (sweep_dir / "neuron.csv").read_text() == (summary_path.parent / "neuron.csv").read_text()
+    assert (sweep_dir / "neuron.png").stat().st_size > 10_000
 
 
 def test_bench_task_without_its_node_is_refused():

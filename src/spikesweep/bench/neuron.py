@@ -157,3 +157,15 @@ def run_cell(bench: dict, run_dir: Path) -> dict:
     speedups = {f"{r['mode']}/{r['backend']}": r["speedup"] for r in rows if r["backend"] != "torch"}
     return {"status": "completed", "task": "bench_neuron", "device": device, "case": str(list(shape)),
             "torch_ms": {r["mode"]: r["ms"] for r in rows if r["backend"] == "torch"}, "speedup": speedups}
+
+
+def gather_cells(sweep_dir: Path) -> list[dict]:
+    """The rows of every `survey_speed` job under a multirun directory, typed as bench_neuron returns them."""
+    import csv
+
+    rows = []
+    for path in sorted(sweep_dir.glob("*/neuron.csv"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0):
+        with path.open() as f:
+            rows += [r | {"T": int(r["T"]), "N": int(r["N"]), "ms": float(r["ms"]), "speedup": float(r["speedup"])}
+                     for r in csv.DictReader(f)]
+    return rows
