@@ -4,8 +4,8 @@ IF and LIF have several backends (docs/neurons.md), all parity-tested against `t
 - `torch`: spikingjelly's Torch reference, a Python loop over T differentiated by autograd;
 - `compile`: that loop as one torch.compile'd graph (compiled.py);
 - `spikingjelly`: spikingjelly's own implementation, which on CUDA picks its native CUDA or Triton kernels
-  (environment variable SJ_LIF_CUDA_IMPLEMENTATION) when it recognises the surrogate, and on CPU runs its
-  loop with a hand-written BPTT;
+  (environment variable SJ_LIF_CUDA_IMPLEMENTATION) when it recognises the surrogate; on CPU it has no
+  fused kernel and runs its reference loop with its own surrogate formulas (accepted, not faster);
 - `cupy`: our fused CUDA kernels (cupy_lif.py);
 - `auto`: the fastest of these for the device (`auto_backend`).
 """
@@ -42,7 +42,7 @@ def spikingjelly_surrogate(surrogate: Any) -> Any:
 
 
 def spikingjelly_fuses(surrogate: Any) -> bool:
-    """Whether spikingjelly's CUDA kernels (and its CPU BPTT) accept this surrogate."""
+    """Whether spikingjelly's CUDA kernels accept this surrogate (checked by its own recogniser)."""
     return _surrogate_spec(spikingjelly_surrogate(surrogate)) is not None
 
 
