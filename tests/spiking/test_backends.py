@@ -118,6 +118,20 @@ def test_forced_auto_backend_is_used_and_checked(monkeypatch):
         build_neuron({"name": "lif", "backend": "auto"}, atan)
 
 
+@pytest.mark.parametrize(("surrogate", "dispatched"), [("triangle", True), ("atan", True), ("rectangle", False)])
+def test_spikingjelly_backend_dispatches_by_surrogate_and_torch_never_does(surrogate, dispatched):
+    """spikingjelly's dispatcher runs a recognised surrogate by its id (the module is never called); the
+    torch backend always calls the module, step by step, on CUDA too."""
+    calls = {"spikingjelly": 0, "torch": 0}
+    for backend in calls:
+        neuron = build_neuron({"name": "lif", "backend": backend}, build_surrogate({"name": surrogate}))()
+        sg = neuron.surrogate_function
+        (sg.surrogate if backend == "torch" else sg).register_forward_hook(
+            lambda *_, b=backend: calls.__setitem__(b, calls[b] + 1))
+        neuron(torch.randn(3, 5))
+    assert calls == {"spikingjelly": 0 if dispatched else 3, "torch": 3}
+
+
 def test_spikingjelly_kernels_accept_our_triangle_but_not_our_rectangle():
     assert spikingjelly_fuses(build_surrogate({"name": "triangle", "gamma": 0.5}))
     assert spikingjelly_fuses(build_surrogate({"name": "sigmoid"}))
