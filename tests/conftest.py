@@ -10,6 +10,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# `backend: auto` is compile on CPU, whose warm-up would cost each short run seconds (test_train: 50 s -> 6 min
+# on 2 cores); the suite runs the eager reference, and test_backends.py checks compile and auto themselves.
+os.environ.setdefault("SPIKESWEEP_AUTO_BACKEND", "torch")
+
 
 def _local_slurm() -> str | None:
     """SLURM_CONF of a running cluster: the environment's, else the one `make slurm-up` started."""

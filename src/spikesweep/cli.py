@@ -4,6 +4,7 @@ them, so `spikesweep list` answers instantly."""
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from spikesweep import REPO_ROOT
 
@@ -17,7 +18,8 @@ commands:
   report NAME [--dir DIR]             a multirun beside the paper's numbers: tables, mean ± std, plots
   report NAME --wandb [--entity E --project P]   the same multirun as a W&B report of its wandb group
   prepare dataset=NAME [overrides...]  check the files, convert/integrate/cache once (before a sweep)
-  bench neuron [--quick]               neuron backends on [T, N] (the survey's speed grid)
+  bench neuron [--quick] [--device cuda] [--backends torch,cupy,...]
+                                      neuron backends on [T, N] (the survey's speed grid): CSV, PNG, table
   bench report [--quick]               every benchmark -> bench/*.csv + BENCHMARKS.md
   bench data dataset=NAME [overrides...] [--batches N]   loader samples/s vs the train step's
   bench model model=X dataset=Y [--batch B] [--steps N] [--compile] [--amp bf16]
@@ -189,6 +191,13 @@ def cmd_prepare(args: list[str]) -> int:
     return 0
 
 
+def _eager(neuron_cfg: Any) -> dict:
+    """`backend: auto` as the eager reference: `info` and `verify-spikes` run a model a few times on odd shapes,
+    where compile's warm-up costs more than the work (info on CPU: 84 s compiled, 8 s eager)."""
+    params = dict(neuron_cfg)
+    return params | {"backend": "torch"} if params.get("backend") == "auto" else params
+
+
 def cmd_info(args: list[str]) -> int:
     """Inspect a model on a dataset's input shape without training (the dataset's meta comes from its builder)."""
     from spikesweep.compose import compose_config
@@ -205,7 +214,8 @@ def cmd_info(args: list[str]) -> int:
     cfg = compose_config(args)
     try:
         meta = build_datasets(cfg.dataset, cfg.paths.data_dir).meta
-        model = build_model(cfg.model, build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), meta.time_steps), meta)
+        neuron = build_neuron(_eager(cfg.neuron), build_surrogate(cfg.surrogate), meta.time_steps)
+        model = build_model(cfg.model, neuron, meta)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -237,7 +247,8 @@ def cmd_verify_spikes(args: list[str]) -> int:
         state = ckpt.load(opts.checkpoint)
         cfg = state["config"]
         bundle = build_datasets(cfg["dataset"], cfg["paths"]["data_dir"])
-        model = build_model(cfg["model"], build_neuron(cfg["neuron"], build_surrogate(cfg["surrogate"]), bundle.meta.time_steps), bundle.meta)
+        neuron = build_neuron(_eager(cfg["neuron"]), build_surrogate(cfg["surrogate"]), bundle.meta.time_steps)
+        model = build_model(cfg["model"], neuron, bundle.meta)
         ckpt.load_model_weights(model, state, opts.checkpoint)
     except (ckpt.CheckpointError, KeyError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -348,18 +359,29 @@ def cmd_bench(args: list[str]) -> int:
 
 
 def _bench_neuron(args: list[str]) -> int:
-    """`bench neuron [--quick] [--backends torch,compile,psn]`: the survey's single-layer speed grid."""
-    from spikesweep.bench.neuron import bench_neuron
+    """`bench neuron [--quick] [--backends ...] [--device cuda]`: the survey's single-layer speed grid."""
+    from spikesweep.bench.neuron import BACKENDS, bench_neuron, plot
     from spikesweep.bench.report import print_rows, write_csv
 
     parser = argparse.ArgumentParser(prog="spikesweep bench neuron")
     parser.add_argument("--quick", action="store_true", help="a small grid (seconds), for CI")
-    parser.add_argument("--backends", default="torch,compile,psn")
-    parser.add_argument("--csv", type=Path, default=Path("bench/neuron.csv"))
+    parser.add_argument("--backends", help=f"comma list of {','.join(BACKENDS)} (default: all that run here)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--csv", type=Path, default=Path("bench/neuron.csv"), help="a PNG of it is written beside")
     opts = parser.parse_args(args)
-    rows = bench_neuron(opts.quick, tuple(opts.backends.split(",")))
+    try:
+        import torch
+
+        if torch.device(opts.device).type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {opts.device}: CUDA is not available on this machine")
+        rows = bench_neuron(opts.quick, opts.backends.split(",") if opts.backends else None, opts.device)
+    except (ValueError, RuntimeError) as err:
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
     write_csv(rows, opts.csv)
+    plot(rows, opts.csv.with_suffix(".png"))
     print_rows(rows)
+    print(f"wrote {opts.csv} and {opts.csv.with_suffix('.png')}")
     return 0
 
 
@@ -400,7 +422,7 @@ def _bench_model(args: list[str]) -> int:
     cfg = compose_config(overrides)
     try:
         meta = build_datasets(cfg.dataset, cfg.paths.data_dir).meta
-        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), meta.time_steps)
+        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), meta.time_steps, opts.device)
         amp = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[opts.amp]
         results = bench_model(dict(cfg.model), neuron, meta, opts.batch, opts.steps, opts.warmup, opts.compile,
                               torch.device(opts.device), amp)

@@ -112,7 +112,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
     try:
         seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
         bundle = build_datasets(cfg.dataset, cfg.paths.data_dir)
-        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), bundle.meta.time_steps)
+        device = resolve_device(cfg.trainer.device, dist)  # `neuron.backend: auto` chooses for it
+        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), bundle.meta.time_steps, device)
         model = build_model(cfg.model, neuron, bundle.meta)
         summary |= {
             "model": cfg.model.name,
@@ -125,7 +126,6 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         if cfg.trainer.eval_only:
             source = Path(cfg.ckpt)
             ckpt.load_model_weights(model, ckpt.load(source), source)
-            device = resolve_device(cfg.trainer.device, dist)
             test_loader = make_eval_loader(bundle.test, cfg.trainer, dist, device)
             metrics = evaluate(model.to(device), test_loader, device, resolve_amp(cfg.trainer.amp, device), dist)
             summary |= {"status": "completed", "eval_only": True, "checkpoint": str(source), "final": metrics}
@@ -193,12 +193,33 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         shutdown_distributed()
 
 
+def bench_cell(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """A speed-grid job (`task: bench_neuron`) in place of a training run: the same run directory files."""
+    from spikesweep.bench.neuron import run_cell
+
+    validate(cfg)
+    started = time.time()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
+    (run_dir / "git.txt").write_text(git_description())
+    try:
+        summary = run_cell(OmegaConf.to_container(cfg.bench, resolve=True), run_dir)
+    except ValueError as err:
+        write_summary(run_dir, {"status": "failed", "error": str(err), "wall_time_s": time.time() - started})
+        raise RunError(str(err)) from err
+    write_summary(run_dir, summary | {"wall_time_s": time.time() - started})
+    return summary
+
+
 @hydra.main(config_path=str(REPO_ROOT / "conf"), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> str:
     """In a sweep a failed job is recorded and the sweep goes on; a single run exits non-zero."""
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     try:
+        if cfg.get("task") == "bench_neuron":
+            return bench_cell(cfg, run_dir, list(hc.overrides.task))["status"]
         return train(cfg, run_dir, list(hc.overrides.task))["status"]
     except (RunError, ConfigError) as err:
         if hc.mode == RunMode.MULTIRUN:

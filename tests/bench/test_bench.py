@@ -1,9 +1,16 @@
 """Benchmarks run (quick grid) and the regression check compares ratios, not absolute times."""
 
 import csv
+import json
 
+import pytest
+import torch
+
+from spikesweep.bench.neuron import available_backends, bench_neuron, check_backends, plot
 from spikesweep.bench.report import regressions
-from tests.conftest import run_cli
+from spikesweep.cli import main
+from spikesweep.sweeps import catalogue
+from tests.conftest import compose, run_cli
 
 
 def test_quick_neuron_benchmark_writes_rows(tmp_path):
@@ -13,6 +20,62 @@ def test_quick_neuron_benchmark_writes_rows(tmp_path):
         rows = list(csv.DictReader(f))
     assert {r["backend"] for r in rows} == {"torch", "psn"} and len(rows) == 2 * 2 * 5
     assert all(float(r["speedup"]) == 1.0 for r in rows if r["backend"] == "torch")
+    assert (tmp_path / "n.png").stat().st_size > 10_000  # the speed-up plot beside the CSV
+
+
+def test_every_backend_that_runs_here_is_measured_against_torch():
+    on_cpu = available_backends("cpu")
+    assert on_cpu == ("torch", "compile", "spikingjelly", "psn")  # cupy needs CUDA
+    assert "compile" not in available_backends("cpu", quick=True)  # its warm-up alone takes seconds
+    rows = bench_neuron(True, ["psn", "spikingjelly"], shapes=[(2, 64)], repeats=1, warmup=1)
+    assert [r["backend"] for r in rows] == ["torch", "psn", "spikingjelly"] * 2  # the reference first, added
+    assert {r["mode"] for r in rows} == {"train", "inference"} and all(r["ms"] > 0 for r in rows)
+
+
+def test_bench_refuses_unknown_or_unrunnable_backends(capsys):
+    with pytest.raises(ValueError, match="unknown neuron backend 'triton'; valid: torch, compile, spikingjelly, cupy, psn"):
+        check_backends(["triton"], "cpu")
+    if not torch.cuda.is_available():
+        assert main(["bench", "neuron", "--quick", "--device", "cuda"]) == 2
+        assert capsys.readouterr().err.strip() == "error: --device cuda: CUDA is not available on this machine"
+        with pytest.raises(ValueError, match="backend cupy cannot run on cpu"):
+            check_backends(["cupy"], "cpu")
+
+
+def test_plot_draws_one_panel_per_mode_and_n(tmp_path):
+    rows = [{"case": f"[{t}, {n}]", "T": t, "N": n, "mode": m, "backend": b, "ms": 1.0, "speedup": s}
+            for t in (2, 4) for n in (512, 8192) for m in ("train", "inference")
+            for b, s in (("torch", 1.0), ("cupy", 3.0 * t))]
+    plot(rows, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_survey_speed_multirun_is_the_grid_and_one_cell_runs(tmp_path):
+    sweep = catalogue.load("survey_speed")
+    assert sweep.job_count == 3 * 6
+    cfg = compose("+experiments=survey_speed", "bench.N=131072", "bench.T=64")
+    assert cfg.task == "bench_neuron" and (cfg.bench.T, cfg.bench.N) == (64, 131072)
+    out = run_cli("sweep", "survey_speed", "bench.N=512", "bench.T=4", "bench.repeats=1", "bench.warmup=1",
+                  "bench.backends=[torch,psn]", f"paths.output_root={tmp_path}", "logger=none", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (summary_path,) = tmp_path.rglob("summary.json")
+    summary = json.loads(summary_path.read_text())
+    assert summary["status"] == "completed" and summary["case"] == "[4, 512]"
+    assert set(summary["speedup"]) == {"train/psn", "inference/psn"}
+    with (summary_path.parent / "neuron.csv").open() as f:
+        assert [r["backend"] for r in csv.DictReader(f)] == ["torch", "psn", "torch", "psn"]
+    sweep_dir = summary_path.parent.parent  # the whole grid gathered beside the jobs
+    assert (sweep_dir / "neuron.csv").read_text() == (summary_path.parent / "neuron.csv").read_text()
+    assert (sweep_dir / "neuron.png").stat().st_size > 10_000
+
+
+def test_bench_task_without_its_node_is_refused():
+    from spikesweep.config_schema import ConfigError, validate
+
+    with pytest.raises(ConfigError, match="task=bench_neuron needs a `bench` node"):
+        validate(compose("task=bench_neuron"))
+    with pytest.raises(ConfigError, match="task='bench' is not one of train, bench_neuron"):
+        validate(compose("task=bench"))
 
 
 def test_regression_check_judges_only_long_cases_and_measures_again(tmp_path):

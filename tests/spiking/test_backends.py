@@ -1,13 +1,16 @@
-"""Backends agree with the eager reference: exact spikes, input gradients to 1e-6 in float32.
+"""Backends agree with the eager reference (`torch`): exact spikes, input gradients to 1e-6 in float32.
 
-The `compile` backend runs on the CPU here and in CI. The GPU backends the spiking-core issue plans
-(spikingjelly's triton/CUDA kernels, our cupy kernels) are not built yet: no GPU was available.
+On the CPU: `compile` and `spikingjelly` (its CPU path). On a GPU: every backend, `cupy` where CuPy is
+installed; those tests skip without CUDA. The cupy kernels' arithmetic is also checked on the CPU, compiled
+for the host (test_cupy_kernels.py).
 """
 
 import pytest
 import torch
 
 from spikesweep.spiking import build_neuron, build_surrogate
+from spikesweep.spiking.neurons import cupy_lif
+from spikesweep.spiking.neurons.lif import auto_backend, spikingjelly_fuses
 
 # Each case compiles afresh (its constants specialise the graph): a few cover hard/soft reset, input decay,
 # a kept reset gradient, IF, and a spikingjelly and an own surrogate.
@@ -19,21 +22,120 @@ CASES = [
 ]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("name", "params", "surrogate"), CASES)
-def test_compile_backend_matches_torch(name, params, surrogate):
+def _assert_parity(name: str, params: dict, surrogate: str, backend: str, device: str = "cpu") -> None:
     g = torch.Generator().manual_seed(0)
-    x = (torch.randn(8, 4, 16, generator=g) * 1.5).requires_grad_(True)
+    x = (torch.randn(8, 4, 16, generator=g) * 1.5).to(device)
+    weights = torch.linspace(0.5, 1.5, x.numel(), device=device).reshape(x.shape)
     outs, grads = [], []
-    for backend in ("torch", "compile"):
-        neuron = build_neuron({"name": name, **params, "backend": backend}, build_surrogate({"name": surrogate}))()
-        xi = x.detach().clone().requires_grad_(True)
+    for b in ("torch", backend):
+        neuron = build_neuron({"name": name, **params, "backend": b}, build_surrogate({"name": surrogate}), device=device)()
+        xi = x.clone().requires_grad_(True)
         out = neuron(xi)
-        (out * torch.linspace(0.5, 1.5, out.numel()).reshape(out.shape)).sum().backward()
+        (out * weights).sum().backward()
         outs.append(out.detach())
         grads.append(xi.grad)
     assert torch.equal(outs[0], outs[1])
     assert torch.allclose(grads[0], grads[1], atol=1e-6, rtol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "params", "surrogate"), CASES)
+def test_compile_backend_matches_torch(name, params, surrogate):
+    _assert_parity(name, params, surrogate, "compile")
+
+
+@pytest.mark.parametrize(("name", "params", "surrogate"), CASES)
+def test_spikingjelly_backend_matches_torch_on_cpu(name, params, surrogate):
+    _assert_parity(name, params, surrogate, "spikingjelly")
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@CUDA
+@pytest.mark.parametrize("backend", ["spikingjelly", "compile", "cupy"])
+@pytest.mark.parametrize(("name", "params", "surrogate"), CASES + [("lif", {"v_reset": None}, "atan")])
+def test_gpu_backends_match_torch(backend, name, params, surrogate):
+    if backend == "cupy" and cupy_lif.unavailable_reason():
+        pytest.skip(cupy_lif.unavailable_reason())
+    _assert_parity(name, params, surrogate, backend, "cuda")
+
+
+@CUDA
+def test_cupy_backend_keeps_state_and_passes_gradient_to_the_previous_call():
+    if cupy_lif.unavailable_reason():
+        pytest.skip(cupy_lif.unavailable_reason())
+    x = torch.randn(2, 6, 5, device="cuda")
+    grads = []
+    for backend in ("torch", "cupy"):
+        neuron = build_neuron({"name": "lif", "backend": backend}, build_surrogate({"name": "sigmoid"}))()
+        xi = x.clone().requires_grad_(True)
+        (neuron(xi[0:1]).sum() + 2 * neuron(xi[1:2]).sum()).backward()
+        grads.append(xi.grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-6, rtol=0)
+
+
+@pytest.mark.skipif(cupy_lif.unavailable_reason() is None, reason="CuPy and CUDA are here")
+def test_cupy_backend_without_cuda_fails_in_one_line():
+    with pytest.raises(ValueError, match=r"^backend 'cupy' needs CuPy and a CUDA GPU: .*; use backend torch") as err:
+        build_neuron({"name": "lif", "backend": "cupy"}, build_surrogate({"name": "atan"}))()
+    assert "\n" not in str(err.value)
+
+
+def test_cupy_backend_refuses_a_surrogate_it_has_no_kernel_for():
+    with pytest.raises(ValueError, match="the cupy backend has no kernel for surrogate Erf; valid: sigmoid, atan"):
+        cupy_lif.kernel_surrogate(build_surrogate({"name": "erf"}))
+
+
+@pytest.fixture
+def no_forced_backend(monkeypatch):
+    monkeypatch.delenv("SPIKESWEEP_AUTO_BACKEND", raising=False)
+
+
+def test_auto_backend_is_compile_on_cpu(no_forced_backend):
+    atan = build_surrogate({"name": "atan"})
+    assert auto_backend(atan, "cpu") == "compile"
+    assert "backend=compile" in repr(build_neuron({"name": "lif", "backend": "auto"}, atan, device="cpu")())
+    if not torch.cuda.is_available():
+        assert "backend=compile" in repr(build_neuron({"name": "if", "backend": "auto"}, atan)())
+
+
+def test_auto_backend_on_cuda_takes_the_first_that_fuses_the_surrogate(no_forced_backend):
+    """cupy where CuPy runs, else spikingjelly if its kernels know the surrogate, else compile."""
+    fused = "cupy" if cupy_lif.unavailable_reason() is None else "spikingjelly"
+    assert auto_backend(build_surrogate({"name": "atan"}), "cuda") == fused
+    assert auto_backend(build_surrogate({"name": "erf"}), "cuda") == "spikingjelly"  # no cupy kernel for erf
+    if fused == "spikingjelly":
+        assert auto_backend(build_surrogate({"name": "rectangle"}), "cuda") == "compile"
+
+
+def test_forced_auto_backend_is_used_and_checked(monkeypatch):
+    atan = build_surrogate({"name": "atan"})
+    monkeypatch.setenv("SPIKESWEEP_AUTO_BACKEND", "spikingjelly")
+    assert auto_backend(atan, "cpu") == "spikingjelly"
+    monkeypatch.setenv("SPIKESWEEP_AUTO_BACKEND", "fast")
+    with pytest.raises(ValueError, match="SPIKESWEEP_AUTO_BACKEND='fast' is not a backend; valid: torch, compile"):
+        build_neuron({"name": "lif", "backend": "auto"}, atan)
+
+
+@pytest.mark.parametrize(("surrogate", "dispatched"), [("triangle", True), ("atan", True), ("rectangle", False)])
+def test_spikingjelly_backend_dispatches_by_surrogate_and_torch_never_does(surrogate, dispatched):
+    """spikingjelly's dispatcher runs a recognised surrogate by its id (the module is never called); the
+    torch backend always calls the module, step by step, on CUDA too."""
+    calls = {"spikingjelly": 0, "torch": 0}
+    for backend in calls:
+        neuron = build_neuron({"name": "lif", "backend": backend}, build_surrogate({"name": surrogate}))()
+        sg = neuron.surrogate_function
+        (sg.surrogate if backend == "torch" else sg).register_forward_hook(
+            lambda *_, b=backend: calls.__setitem__(b, calls[b] + 1))
+        neuron(torch.randn(3, 5))
+    assert calls == {"spikingjelly": 0 if dispatched else 3, "torch": 3}
+
+
+def test_spikingjelly_kernels_accept_our_triangle_but_not_our_rectangle():
+    assert spikingjelly_fuses(build_surrogate({"name": "triangle", "gamma": 0.5}))
+    assert spikingjelly_fuses(build_surrogate({"name": "sigmoid"}))
+    assert not spikingjelly_fuses(build_surrogate({"name": "rectangle"}))
 
 
 def test_compile_backend_keeps_state_across_calls_until_reset():
@@ -48,7 +150,7 @@ def test_compile_backend_keeps_state_across_calls_until_reset():
 
 
 def test_unknown_backend_is_refused():
-    with pytest.raises(ValueError, match="backend 'cuda' is not available; valid: torch, compile"):
+    with pytest.raises(ValueError, match="backend 'cuda' is not available; valid: auto, torch, compile, spikingjelly, cupy"):
         build_neuron({"name": "lif", "backend": "cuda"}, build_surrogate({"name": "atan"}))()
     with pytest.raises(ValueError, match="neuron 'clif' has only the torch backend"):
         build_neuron({"name": "clif", "backend": "compile"}, build_surrogate({"name": "atan"}))

@@ -39,7 +39,8 @@ def bench_data(cfg: DictConfig, batches: int) -> dict[str, Any]:
         seen += len(next(it)[1])
     loader_rate = seen / (time.perf_counter() - started)
 
-    model = build_model(cfg.model, build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), bundle.meta.time_steps), bundle.meta).to(device)
+    neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), bundle.meta.time_steps, device)
+    model = build_model(cfg.model, neuron, bundle.meta).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     amp = resolve_amp(cfg.trainer.amp, device)
     x, y = x.to(device), y.to(device)

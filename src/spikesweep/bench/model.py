@@ -14,6 +14,7 @@ from torch import nn
 
 from spikesweep.models import build_model
 from spikesweep.spiking import reset_states
+from spikesweep.spiking.neurons.lif import ReferenceSurrogate
 
 
 @dataclass
@@ -23,11 +24,12 @@ class StepStats:
 
 
 def eager_lif_factory(**overrides: Any) -> nn.Module:
-    """spikingjelly's LIFNode, eager torch backend, Spikingformer's settings; overrides as our lif takes them."""
+    """spikingjelly's LIFNode on its Torch reference loop (on CUDA too: the wrapped surrogate keeps its fused
+    kernels out), Spikingformer's settings; overrides as our lif takes them."""
     params = {"tau": 2.0, "v_threshold": 1.0, "detach_reset": True} | overrides
     return sj_neuron.LIFNode(
         tau=float(params["tau"]), v_threshold=float(params["v_threshold"]), detach_reset=params["detach_reset"],
-        surrogate_function=sj_surrogate.Sigmoid(alpha=4.0), step_mode="m",
+        surrogate_function=ReferenceSurrogate(sj_surrogate.Sigmoid(alpha=4.0)), step_mode="m",
     )
 
 

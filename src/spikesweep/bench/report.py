@@ -67,17 +67,19 @@ def regressions(rows: list[dict], baseline: Path, min_ms: float = 5.0) -> list[s
 
 def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = None) -> str:
     from spikesweep.bench.dispatch import bench_dispatch
-    from spikesweep.bench.neuron import bench_neuron
+    from spikesweep.bench.neuron import available_backends, bench_neuron, plot
     from spikesweep.bench.startup import bench_startup
 
     bench_dir = root / "bench"
-    backends = backends or (("torch", "psn") if quick else ("torch", "compile", "psn"))
+    backends = backends or (("torch", "psn") if quick else available_backends())
     neuron = bench_neuron(quick, backends)
     startup, dispatch = bench_startup(repeats=2 if quick else 5), bench_dispatch(100)
     name = "neuron-quick.csv" if quick else "neuron.csv"
     failed = regressions(neuron, bench_dir / name) if quick else []
     if not (quick and (bench_dir / name).exists()):
         write_csv(neuron, bench_dir / name)
+    if not quick:
+        plot(neuron, bench_dir / "neuron.png")
     write_csv(startup, bench_dir / "startup.csv")
     write_csv(dispatch, bench_dir / "dispatch.csv")
     text = "\n\n".join([
@@ -85,10 +87,10 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
         f"Machine: {machine()}. Medians of repeated runs after warm-up; speed-ups are against a baseline "
         "measured in the same process. Regenerate with `make bench` (full) or `make bench QUICK=1`.",
         "## 1. Neuron backends (the survey's single-layer grid)",
-        "Reference (`torch`): spikingjelly's multi-step `LIFNode` (eager). "
-        + ("`compile`: our torch.compile'd T-loop (compile time excluded). " if "compile" in backends else
-           "The `compile` backend was left out of this run (`--backends`). ")
-        + "`psn`: spikingjelly's PSN (no reset: one T x T matmul).",
+        "Reference (`torch`): spikingjelly's multi-step `LIFNode` on its Torch reference loop (autograd). "
+        f"Measured here: {', '.join(backends)} (docs/neurons.md says what each is; compile time excluded). "
+        "`psn`: spikingjelly's PSN (no reset: one T x T matmul). On a GPU: "
+        "`spikesweep bench neuron --device cuda`.",
         table(neuron),
         "## 3. Startup",
         table(startup),

@@ -21,6 +21,19 @@ class SweepSummary(Callback):
         if rows:
             write_csv(rows, sweep_dir / "compare.csv")
             print(to_markdown(rows))
+        _gather_speed_cells(sweep_dir)
         print(f"sweep {sweep_dir}: {len(rows) - len(failed)} succeeded, {len(failed)} failed")
         for row in failed:
             print(f"  failed: {sweep_dir / row['job']} (see its train.log)")
+
+
+def _gather_speed_cells(sweep_dir: Path) -> None:
+    """A speed-grid multirun (task=bench_neuron) also gets the whole grid: neuron.csv and neuron.png beside it."""
+    from spikesweep.bench.neuron import gather_cells, plot
+    from spikesweep.bench.report import write_csv
+
+    cells = gather_cells(sweep_dir) if sweep_dir.is_dir() else []
+    if cells:
+        write_csv(cells, sweep_dir / "neuron.csv")
+        plot(cells, sweep_dir / "neuron.png")
+        print(f"speed grid: {sweep_dir / 'neuron.csv'}, {sweep_dir / 'neuron.png'}")

@@ -13,7 +13,7 @@ from torch import nn
 
 from spikesweep.spiking.neurons.block_alif import build_block_alif
 from spikesweep.spiking.neurons.gac import build_gac_lif
-from spikesweep.spiking.neurons.lif import build_clif, build_if, build_lif, build_osr, build_plif
+from spikesweep.spiking.neurons.lif import auto_backend, build_clif, build_if, build_lif, build_osr, build_plif
 from spikesweep.spiking.neurons.multispike import MultiSpike
 from spikesweep.spiking.neurons.psn import build_masked_psn, build_psn, build_sliding_psn
 
@@ -44,16 +44,21 @@ def _accepts(builder: Callable[..., nn.Module]) -> set[str]:
     return set(inspect.signature(builder).parameters)
 
 
-def build_neuron(cfg: Mapping[str, Any], surrogate: Any, time_steps: int | None = None) -> NeuronFactory:
+def build_neuron(
+    cfg: Mapping[str, Any], surrogate: Any, time_steps: int | None = None, device: Any = None
+) -> NeuronFactory:
     """Return `factory(**overrides) -> nn.Module` for the neuron described by `cfg` ({name, backend, **params}).
 
     `time_steps` (the dataset's T) reaches the families that need it when built (PSN, masked PSN).
+    `device`, where the caller knows it, lets `backend: auto` choose for it rather than for torch's default.
     """
     params = dict(cfg)
     name = params.pop("name")
     if name not in NEURONS:
         raise ValueError(f"unknown neuron '{name}'; valid: {', '.join(neuron_names())}")
     builder = NEURONS[name]
+    if params.get("backend") == "auto" and "backend" in _accepts(builder):
+        params["backend"] = auto_backend(surrogate, device)
     if params.get("backend", "torch") != "torch" and "backend" not in _accepts(builder):
         raise ValueError(f"neuron '{name}' has only the torch backend; backend={params['backend']} needs if or lif")
     if getattr(surrogate, "integer", False) and name != "multispike":

@@ -1,21 +1,89 @@
-"""IF, LIF, PLIF and the online-training LIF (OSR) in multi-step mode, from spikingjelly 2.x."""
+"""IF, LIF, PLIF and the online-training LIF (OSR) in multi-step mode, from spikingjelly 2.x.
 
+IF and LIF have several backends (docs/neurons.md), all parity-tested against `torch`:
+- `torch`: spikingjelly's Torch reference, a Python loop over T differentiated by autograd;
+- `compile`: that loop as one torch.compile'd graph (compiled.py);
+- `spikingjelly`: spikingjelly's own implementation, which on CUDA picks its native CUDA or Triton kernels
+  (environment variable SJ_LIF_CUDA_IMPLEMENTATION) when it recognises the surrogate; on CPU it has no
+  fused kernel and runs its reference loop with its own surrogate formulas (accepted, not faster);
+- `cupy`: our fused CUDA kernels (cupy_lif.py);
+- `auto`: the fastest of these for the device (`auto_backend`).
+"""
+
+import os
 from typing import Any
 
 import torch
+from spikingjelly._ops.surrogate import _surrogate_spec
 from spikingjelly.activation_based import base, neuron
+from spikingjelly.activation_based import surrogate as sj
 from torch import nn
 
+from spikesweep.spiking.neurons import cupy_lif
 from spikesweep.spiking.neurons.compiled import CompiledLIF
+from spikesweep.spiking.surrogate import Triangle
+
+BACKENDS = ("auto", "torch", "compile", "spikingjelly", "cupy")
 
 
-BACKENDS = ("torch", "compile")
-
-
-def _backend(name: str, backend: str) -> str:
+def _backend(name: str, backend: str, surrogate: Any) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"neuron '{name}': backend '{backend}' is not available; valid: {', '.join(BACKENDS)}")
-    return backend
+    return auto_backend(surrogate) if backend == "auto" else backend
+
+
+def spikingjelly_surrogate(surrogate: Any) -> Any:
+    """The surrogate as spikingjelly's fused kernels know it: they recognise only their own built-in classes
+    (by class and a float alpha). Our triangle is their PiecewiseQuadratic with alpha = 1/gamma (the same
+    gradient, alpha - alpha^2 |x|); other shapes of ours have no counterpart and run its Torch reference."""
+    if isinstance(surrogate, Triangle):
+        return sj.PiecewiseQuadratic(alpha=1.0 / surrogate._sg_params["gamma"])
+    return surrogate
+
+
+def spikingjelly_fuses(surrogate: Any) -> bool:
+    """Whether spikingjelly's CUDA kernels accept this surrogate (checked by its own recogniser)."""
+    return _surrogate_spec(spikingjelly_surrogate(surrogate)) is not None
+
+
+AUTO_ENV = "SPIKESWEEP_AUTO_BACKEND"
+
+
+def auto_backend(surrogate: Any, device: torch.device | str | None = None) -> str:
+    """`compile` on CPU; on CUDA the first of cupy, spikingjelly, compile that fuses this surrogate.
+    Without a device, CUDA counts if torch sees one. SPIKESWEEP_AUTO_BACKEND overrides the choice: the
+    test suite sets torch, since compile's warm-up would cost every short CPU run seconds per process."""
+    forced = os.environ.get(AUTO_ENV)
+    if forced:
+        if forced not in BACKENDS[1:]:
+            raise ValueError(f"{AUTO_ENV}={forced!r} is not a backend; valid: {', '.join(BACKENDS[1:])}")
+        return forced
+    on_cuda = torch.cuda.is_available() if device is None else torch.device(device).type == "cuda"
+    if not on_cuda:
+        return "compile"
+    if cupy_lif.unavailable_reason() is None and _has_cupy_kernel(surrogate):
+        return "cupy"
+    return "spikingjelly" if spikingjelly_fuses(surrogate) else "compile"
+
+
+def _has_cupy_kernel(surrogate: Any) -> bool:
+    try:
+        cupy_lif.kernel_surrogate(surrogate)
+    except ValueError:
+        return False
+    return True
+
+
+class ReferenceSurrogate(nn.Module):
+    """Hands spikingjelly a surrogate it does not recognise, so that its node runs the Torch reference loop
+    (its documented path for Python surrogate callables) instead of dispatching to fused kernels."""
+
+    def __init__(self, surrogate: nn.Module) -> None:
+        super().__init__()
+        self.surrogate = surrogate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.surrogate(x)
 
 
 def _reset(v_reset: float | None) -> float | None:
@@ -29,26 +97,33 @@ def build_lif(
     v_threshold: float = 1.0,
     v_reset: float | None = 0.0,
     detach_reset: bool = True,
-    backend: str = "torch",
+    backend: str = "auto",
 ) -> nn.Module:
-    """v_reset=None selects soft reset (subtract the threshold). backend: torch (spikingjelly's eager
-    reference) or compile (the T-loop as one torch.compile'd function)."""
-    if _backend("lif", backend) == "compile":
+    """v_reset=None selects soft reset (subtract the threshold)."""
+    backend = _backend("lif", backend, surrogate)
+    if backend == "compile":
         return CompiledLIF(surrogate, tau, v_threshold, _reset(v_reset), decay_input, detach_reset)
+    if backend == "cupy":
+        return cupy_lif.CupyLIF(surrogate, tau, v_threshold, _reset(v_reset), decay_input, detach_reset)
+    sg = spikingjelly_surrogate(surrogate) if backend == "spikingjelly" else ReferenceSurrogate(surrogate)
     return neuron.LIFNode(
         tau=float(tau), decay_input=decay_input, v_threshold=float(v_threshold), v_reset=_reset(v_reset),
-        surrogate_function=surrogate, detach_reset=detach_reset, step_mode="m",
+        surrogate_function=sg, detach_reset=detach_reset, step_mode="m",
     )
 
 
 def build_if(
     surrogate: Any, v_threshold: float = 1.0, v_reset: float | None = 0.0, detach_reset: bool = True,
-    backend: str = "torch",
+    backend: str = "auto",
 ) -> nn.Module:
-    if _backend("if", backend) == "compile":
+    backend = _backend("if", backend, surrogate)
+    if backend == "compile":
         return CompiledLIF(surrogate, None, v_threshold, _reset(v_reset), True, detach_reset)
+    if backend == "cupy":
+        return cupy_lif.CupyLIF(surrogate, None, v_threshold, _reset(v_reset), True, detach_reset)
+    sg = spikingjelly_surrogate(surrogate) if backend == "spikingjelly" else ReferenceSurrogate(surrogate)
     return neuron.IFNode(
-        v_threshold=float(v_threshold), v_reset=_reset(v_reset), surrogate_function=surrogate,
+        v_threshold=float(v_threshold), v_reset=_reset(v_reset), surrogate_function=sg,
         detach_reset=detach_reset, step_mode="m",
     )
 
