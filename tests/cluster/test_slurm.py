@@ -104,7 +104,14 @@ def test_usr2_preemption_checkpoints_requeues_and_resumes(tmp_path, reference):
     subprocess.run(["scancel", "--signal=USR2", _job_id(run_dir)], check=True)
     stdout, stderr = proc.communicate(timeout=400)
     assert proc.returncode == 0, stderr[-3000:]
-    assert "resuming from epoch" in (run_dir / "train.log").read_text()
+    log = (run_dir / "train.log").read_text()
+    saved = re.search(r"preempted: saved a mid-epoch checkpoint at epoch (\d+), step (\d+) of 6", log)
+    assert saved, "no mid-epoch checkpoint on USR2"
+    epoch, done = map(int, saved.groups())
+    assert f"resuming from epoch {epoch}, step {done} of 6" in log
+    summary = _wait_for_summary(run_dir)
+    assert summary["status"] == "completed"
+    assert summary["steps_this_run"] == 4 * 6 - (epoch * 6 + done), "the requeued job trained some steps again"
     _same_metrics(reference, _epochs(run_dir))
 
 
