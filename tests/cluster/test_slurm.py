@@ -163,3 +163,11 @@ def test_ddp_with_two_slurm_tasks_trains_and_rank0_writes_once(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed"
     assert "world size 2" in (run_dir / "train.log").read_text()
+
+
+def test_dispatch_benchmark_submits_real_arrays(tmp_path):
+    out = run_cli("bench", "dispatch", "--points", "3", "--csv", str(tmp_path / "d.csv"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    cases = [line.split(",")[0] for line in (tmp_path / "d.csv").read_text().splitlines()[1:]]
+    assert cases == ["compose + validate 3 jobs", "submitit: 3-task job array",
+                     "spikesweep train -m on SLURM: 3 points (start to all queued)"]
