@@ -18,8 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 import hydra
-import numpy as np
-import torch
 from filelock import FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -38,6 +36,9 @@ class RunError(RuntimeError):
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
+    import numpy as np
+    import torch  # here, not at the top: the process that only submits a sweep never loads torch (~2 s)
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
