@@ -363,7 +363,7 @@ def fit(
 
 def _check_data_order(saved: Mapping[str, Any] | None, current: Mapping[str, Any], source: Path) -> None:
     """A mid-epoch resume skips the batches already done: only sound if they are drawn in the same order."""
-    changed = [f"{k} {saved[k]} -> {current[k]}" for k in current if saved and saved.get(k) != current[k]]
+    changed = [f"{k} {saved.get(k)} -> {current[k]}" for k in current if saved and saved.get(k) != current[k]]
     if saved is None or changed:
         raise ckpt.CheckpointError(
             f"cannot resume the mid-epoch checkpoint {source}: its batches were drawn with another "
