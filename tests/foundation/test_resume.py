@@ -114,3 +114,34 @@ def test_unknown_preemption_signal_name_is_one_clear_line(monkeypatch):
         preemption_signal()
     monkeypatch.setenv("SUBMITIT_PREEMPT_SIGNAL", "USR1")
     assert preemption_signal() == signal.SIGUSR1
+
+
+def test_train_loader_keeps_shuffle_order_and_skips_batches_without_loading_them():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from spikesweep.engine.distributed import DistInfo
+    from spikesweep.engine.loop import make_loaders
+
+    class Counted(TensorDataset):
+        loads = 0
+
+        def __getitem__(self, i):
+            Counted.loads += 1
+            return super().__getitem__(i)
+
+    data = Counted(torch.arange(100))
+    cfg = {"batch_size": 8, "num_workers": 0, "eval_batch_size": 8, "dist_eval": False}
+    loader, _ = make_loaders(data, data, cfg, DistInfo(), 3, torch.device("cpu"))
+    plain = DataLoader(data, batch_size=8, shuffle=True, generator=torch.Generator(), drop_last=True)
+    for epoch_seed in (11, 12):  # what DataLoader(shuffle=True) gave before: results of old runs still hold
+        loader.generator.manual_seed(epoch_seed)
+        plain.generator.manual_seed(epoch_seed)
+        assert [b[0].tolist() for b in loader] == [b[0].tolist() for b in plain]
+    loader.generator.manual_seed(11)
+    full = [b[0].tolist() for b in loader]
+    loader.generator.manual_seed(11)
+    loader.batch_sampler.skip_next_pass(5)
+    Counted.loads = 0
+    assert [b[0].tolist() for b in loader] == full[5:] and Counted.loads == 8 * (12 - 5)
+    assert len(loader) == 12  # the skip is for one pass only and never shortens the loader
+    assert len([b for b in loader]) == 12
