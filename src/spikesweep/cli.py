@@ -21,6 +21,7 @@ commands:
   bench neuron [--quick] [--device cuda] [--backends torch,cupy,...]
                                       neuron backends on [T, N] (the survey's speed grid): CSV, PNG, table
   bench report [--quick]               every benchmark -> bench/*.csv + BENCHMARKS.md
+  bench dispatch [--points N]          compose a N-point sweep; with $SLURM_CONF, also submit it as an array
   bench data dataset=NAME [overrides...] [--batches N]   loader samples/s vs the train step's
   bench model model=X dataset=Y [--batch B] [--steps N] [--compile] [--amp bf16]
                                       train-step samples/s and memory vs. spikingjelly's eager LIFNode
@@ -337,6 +338,8 @@ def cmd_bench(args: list[str]) -> int:
         return _bench_neuron(args[1:])
     if args[:1] == ["report"]:
         return _bench_report(args[1:])
+    if args[:1] == ["dispatch"]:
+        return _bench_dispatch(args[1:])
     from hydra.errors import HydraException
 
     from spikesweep.config_schema import ConfigError
@@ -382,6 +385,24 @@ def _bench_neuron(args: list[str]) -> int:
     plot(rows, opts.csv.with_suffix(".png"))
     print_rows(rows)
     print(f"wrote {opts.csv} and {opts.csv.with_suffix('.png')}")
+    return 0
+
+
+def _bench_dispatch(args: list[str]) -> int:
+    """`bench dispatch`: sweep dispatch time, on the SLURM cluster named by $SLURM_CONF when there is one."""
+    from spikesweep.bench.dispatch import bench_dispatch
+    from spikesweep.bench.report import print_rows, write_csv
+
+    parser = argparse.ArgumentParser(prog="spikesweep bench dispatch")
+    parser.add_argument("--points", type=int, default=100, help="jobs in the sweep")
+    parser.add_argument("--csv", type=Path, default=Path("bench/dispatch.csv"))
+    opts = parser.parse_args(args)
+    if opts.points < 1:
+        print(f"error: --points must be at least 1, got {opts.points}", file=sys.stderr)
+        return 2
+    rows = bench_dispatch(opts.points)
+    write_csv(rows, opts.csv)
+    print_rows(rows)
     return 0
 
 

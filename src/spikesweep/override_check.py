@@ -27,12 +27,23 @@ def _all_keys(cfg: DictConfig) -> list[str]:
     return keys
 
 
+def _is_sweep(override: str) -> bool:
+    """Hydra's own parser decides: `a,b`, `range(...)`, `choice(...)`, `glob(...)`, `interval(...)`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return OverridesParser.create().parse_override(override).is_sweep_override()
+    except HydraException:  # malformed: composing it below reports the problem
+        return "," in override
+
+
 def check(overrides: list[str]) -> str | None:
     """The problem with these overrides in one line, or None when they compose."""
     from hydra.errors import HydraException
 
     # Sweep values (a,b / range(...)) and Hydra's own settings are checked by Hydra itself.
-    plain = [o for o in overrides if "=" in o and not o.startswith(("hydra", "-", "~")) and "," not in o]
+    plain = [o for o in overrides if "=" in o and not o.startswith(("hydra", "-", "~")) and not _is_sweep(o)]
     try:
         compose_config(plain)
         return None

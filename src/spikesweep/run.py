@@ -2,7 +2,8 @@
 
 Everything a run writes lives in its own directory: config.yaml (resolved), overrides.yaml, git.txt,
 metrics.jsonl, summary.json, checkpoints/{last,best}.pt, wandb/. Restarting a run in the same directory
-continues from checkpoints/last.pt without any flag (preemption, requeue, crash).
+continues from checkpoints/last.pt without any flag (preemption, requeue, crash). The preemption signal
+(SIGUSR2, as submitit sends it) saves mid-epoch and requeues (under submitit) or exits with code 75.
 """
 
 import json
@@ -13,11 +14,10 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import hydra
-import numpy as np
-import torch
 from filelock import FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -36,6 +36,9 @@ class RunError(RuntimeError):
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
+    import numpy as np
+    import torch  # here, not at the top: the process that only submits a sweep never loads torch (~2 s)
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -75,8 +78,13 @@ def run_name(cfg: DictConfig, overrides: list[str]) -> str:
     return ",".join(shown) or cfg.name
 
 
-def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    """Run one training (or evaluation) job in `run_dir`; returns the summary written to summary.json."""
+def train(
+    cfg: DictConfig, run_dir: Path, overrides: list[str], stop_requested: Callable[[], bool] | None = None
+) -> dict[str, Any]:
+    """Run one training (or evaluation) job in `run_dir`; returns the summary written to summary.json.
+
+    `stop_requested` (asked after every optimizer step) ends training early with a mid-epoch checkpoint and
+    status "preempted"."""
     from spikesweep.data import build_datasets
     from spikesweep.engine import checkpoint as ckpt
     from spikesweep.engine.distributed import init_distributed, shutdown_distributed
@@ -135,7 +143,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         if cfg.get("ckpt"):
             source = Path(cfg.ckpt)
             ckpt.load_model_weights(model, ckpt.load(source), source)  # fine-tune from these weights
-        resume_epoch = None if resume is None else int(resume["epoch"])
+        resume_epoch = None if resume is None else ckpt.resume_point(resume)[0] - 1  # the last finished one
         tracker = TrackerGroup(JsonlTracker(run_dir / "metrics.jsonl", resume_epoch) if dist.is_main else NullTracker())
         wandb_id = resume.get("wandb_id") if resume else None
         if dist.is_main and cfg.logger.name == "wandb":
@@ -163,9 +171,10 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
         try:
             with worker_deaths_reported("training"):
                 result = fit(model, bundle.train, bundle.test, bundle.meta.num_classes, cfg, run_dir, tracker, dist,
-                             int(cfg.seed), extra, resume, method)
-            summary |= {"epochs": result.epochs_done, "final": result.final, "best": result.best}
-            if after_fit is not None and dist.is_main:
+                             int(cfg.seed), extra, resume, method, stop_requested)
+            summary |= {"epochs": result.epochs_done, "final": result.final, "best": result.best,
+                        "steps_this_run": result.steps}
+            if after_fit is not None and dist.is_main and result.status == "completed":
                 summary[cfg.method.name] = after_fit(model, bundle.train, bundle.test, run_dir)
             status = result.status
             summary["status"] = status
@@ -215,12 +224,19 @@ def bench_cell(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str
 @hydra.main(config_path=str(REPO_ROOT / "conf"), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> str:
     """In a sweep a failed job is recorded and the sweep goes on; a single run exits non-zero."""
+    from spikesweep.engine.preemption import Preemption
+
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     try:
-        if cfg.get("task") == "bench_neuron":
-            return bench_cell(cfg, run_dir, list(hc.overrides.task))["status"]
-        return train(cfg, run_dir, list(hc.overrides.task))["status"]
+        preemption = Preemption()
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    try:
+        with preemption:
+            if cfg.get("task") == "bench_neuron":
+                return bench_cell(cfg, run_dir, list(hc.overrides.task))["status"]
+            status = train(cfg, run_dir, list(hc.overrides.task), preemption.requested)["status"]
     except (RunError, ConfigError) as err:
         if hc.mode == RunMode.MULTIRUN:
             log.error("job %s failed: %s", hc.job.num, err)
@@ -231,3 +247,6 @@ def hydra_main(cfg: DictConfig) -> str:
             raise
         log.exception("job %s crashed; the sweep goes on", hc.job.num)  # one bad job never sinks the others
         return "failed"
+    if status == "preempted":  # the checkpoint is on disk and the run directory unlocked
+        preemption.deliver()  # outside the try: submitit's "not requeued" error must reach submitit
+    return status

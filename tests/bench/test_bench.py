@@ -89,3 +89,17 @@ def test_regression_check_judges_only_long_cases_and_measures_again(tmp_path):
     ]
     found = regressions(rows, baseline)
     assert len(found) == 1 and found[0].startswith("[4, 512] train psn")  # re-measured, still far below
+
+
+def test_dispatch_benchmark_without_slurm_times_composition_only(tmp_path):
+    env = {"SLURM_CONF": ""}  # no cluster: the SLURM cases are left out, not failed
+    out = run_cli("bench", "dispatch", "--points", "3", "--csv", str(tmp_path / "d.csv"), cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    with (tmp_path / "d.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["case"] for r in rows] == ["compose + validate 3 jobs"] and float(rows[0]["seconds"]) > 0
+
+
+def test_dispatch_benchmark_refuses_an_empty_sweep(tmp_path):
+    out = run_cli("bench", "dispatch", "--points", "0", cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.strip() == "error: --points must be at least 1, got 0"

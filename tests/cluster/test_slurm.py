@@ -104,7 +104,14 @@ def test_usr2_preemption_checkpoints_requeues_and_resumes(tmp_path, reference):
     subprocess.run(["scancel", "--signal=USR2", _job_id(run_dir)], check=True)
     stdout, stderr = proc.communicate(timeout=400)
     assert proc.returncode == 0, stderr[-3000:]
-    assert "resuming from epoch" in (run_dir / "train.log").read_text()
+    log = (run_dir / "train.log").read_text()
+    saved = re.search(r"preempted: saved a mid-epoch checkpoint at epoch (\d+), step (\d+) of 6", log)
+    assert saved, "no mid-epoch checkpoint on USR2"
+    epoch, done = map(int, saved.groups())
+    assert f"resuming from epoch {epoch}, step {done} of 6" in log
+    summary = _wait_for_summary(run_dir)
+    assert summary["status"] == "completed"
+    assert summary["steps_this_run"] == 4 * 6 - (epoch * 6 + done), "the requeued job trained some steps again"
     _same_metrics(reference, _epochs(run_dir))
 
 
@@ -156,3 +163,11 @@ def test_ddp_with_two_slurm_tasks_trains_and_rank0_writes_once(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed"
     assert "world size 2" in (run_dir / "train.log").read_text()
+
+
+def test_dispatch_benchmark_submits_real_arrays(tmp_path):
+    out = run_cli("bench", "dispatch", "--points", "3", "--csv", str(tmp_path / "d.csv"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    cases = [line.split(",")[0] for line in (tmp_path / "d.csv").read_text().splitlines()[1:]]
+    assert cases == ["compose + validate 3 jobs", "submitit: 3-task job array",
+                     "spikesweep train -m on SLURM: 3 points (start to all queued)"]

@@ -97,3 +97,10 @@ def test_named_multirun_with_an_empty_axis_is_refused(tmp_path, monkeypatch):
 
     with pytest.raises(ValueError, match="sweep axis 'broken: seed' has an empty value"):
         catalogue.load("broken")
+
+
+def test_range_and_choice_sweeps_pass_the_override_check_and_typos_beside_them_do_not():
+    from spikesweep.override_check import check
+
+    assert check(["seed=range(3)", "surrogate=choice(atan,sigmoid)"]) is None  # Hydra expands them, not compose
+    assert check(["seed=range(3)", "trainer.epochz=1"]).startswith("unknown key 'trainer.epochz'")

@@ -57,6 +57,13 @@ def load(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot load checkpoint {path}: {reason}") from err
 
 
+def resume_point(state: dict[str, Any]) -> tuple[int, int]:
+    """(epoch to run, steps of it already done). An epoch-end checkpoint names its finished epoch; a mid-epoch
+    one (written on preemption) names the epoch in progress and how many of its steps are done."""
+    done = int(state.get("step_in_epoch") or 0)
+    return int(state["epoch"]) + (0 if done else 1), done
+
+
 def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     return {

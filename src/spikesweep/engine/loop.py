@@ -4,12 +4,13 @@ Models take a batch and return logits [T, B, K]; the loss is taken on the mean o
 reset after every batch, so batches are independent samples as in every recipe we reproduce.
 """
 
+import itertools
 import logging
 import math
 import random
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from timm.loss import SoftTargetCrossEntropy
 from timm.utils import ModelEmaV3
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
 from spikesweep.engine import checkpoint as ckpt
 from spikesweep.engine.distributed import DistInfo, all_reduce_sum, broadcast_flag
@@ -82,10 +83,27 @@ class TrainingMethod(Protocol):
 
 @dataclass
 class FitResult:
-    status: str
+    status: str  # completed | preempted (a mid-epoch checkpoint is saved; run again to resume)
     epochs_done: int
     final: dict[str, float] = field(default_factory=dict)
     best: dict[str, float] = field(default_factory=dict)
+    steps: int = 0  # optimizer steps taken by this call (a resumed run does not count the steps it skipped)
+
+
+class ResumableBatchSampler(BatchSampler):
+    """A BatchSampler whose next pass can start part-way: a mid-epoch resume skips the batches already trained
+    on by drawing the epoch's full index order and dropping its head, without loading any sample."""
+
+    def __init__(self, sampler, batch_size: int, drop_last: bool) -> None:
+        super().__init__(sampler, batch_size, drop_last)
+        self._skip = 0
+
+    def skip_next_pass(self, batches: int) -> None:
+        self._skip = batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        skip, self._skip = self._skip, 0
+        return itertools.islice(super().__iter__(), skip, None)
 
 
 def resolve_device(requested: str, dist: DistInfo) -> torch.device:
@@ -115,14 +133,17 @@ def make_loaders(
             f"trainer.batch_size={per_rank} x {dist.world_size} process(es) exceeds the training set "
             f"({len(train)} samples)"
         )
-    sampler = DistributedSampler(train, shuffle=True, seed=seed, drop_last=True) if dist.enabled else None
+    generator = torch.Generator().manual_seed(seed)
+    sampler = (
+        DistributedSampler(train, shuffle=True, seed=seed, drop_last=True)
+        if dist.enabled
+        else RandomSampler(train, generator=generator)  # what DataLoader(shuffle=True) builds: the same order
+    )
     train_loader = DataLoader(
         train,
-        batch_size=per_rank,
-        sampler=sampler,
-        shuffle=sampler is None,
-        generator=torch.Generator().manual_seed(seed),
-        drop_last=True,  # fixed shapes: no recompiles, no odd-sized batch for mixup
+        # drop_last: fixed shapes, no recompiles, no odd-sized batch for mixup
+        batch_sampler=ResumableBatchSampler(sampler, per_rank, drop_last=True),
+        generator=generator,
         **_loader_options(cfg, device),
     )
     return train_loader, make_eval_loader(test, cfg, dist, device)
@@ -205,11 +226,13 @@ def fit(
     checkpoint_extra: dict[str, Any],
     resume: dict[str, Any] | None,
     method: TrainingMethod | None = None,
+    stop_requested: Callable[[], bool] | None = None,
 ) -> FitResult:
     """Train for cfg.trainer.epochs, evaluating and checkpointing every epoch.
 
     `resume` is a loaded last.pt; `checkpoint_extra` (config, tracker id, model name) is stored in every
-    checkpoint so a restarted job carries on the same run.
+    checkpoint so a restarted job carries on the same run. `stop_requested` is asked after every optimizer
+    step (any rank saying yes stops all): the loop then saves a mid-epoch checkpoint and returns "preempted".
     """
     tcfg = cfg["trainer"]
     device = resolve_device(tcfg["device"], dist)
@@ -234,7 +257,9 @@ def fit(
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
     ema = ModelEmaV3(model, decay=float(tcfg["ema"]["decay"])) if tcfg["ema"]["enabled"] else None
 
-    start_epoch, best, final = 0, {select_on: -math.inf, "test_top1_on_test": -math.inf}, {}
+    start_epoch, start_step, best, final = 0, 0, {select_on: -math.inf, "test_top1_on_test": -math.inf}, {}
+    partial = {"seen": 0, "loss_sum": 0.0, "correct": 0, "train_time": 0.0}  # the epoch so far, when resumed
+    data_order = {"seed": seed, "world_size": dist.world_size, "batch_size": int(tcfg["batch_size"])}
     if resume is not None:
         ckpt.load_model_weights(model, resume, run_dir / "checkpoints" / "last.pt")
         saved_groups = resume["optimizer"]["param_groups"]
@@ -247,10 +272,16 @@ def fit(
         scaler.load_state_dict(resume["scaler"])
         if ema is not None and resume.get("ema") is not None:
             ema.module.load_state_dict(resume["ema"])
-        ckpt.set_rng_state(resume["rng"])
-        start_epoch, best = int(resume["epoch"]) + 1, dict(resume["best"])
-        final = dict(resume["metrics"])
-        log.info("resuming from epoch %d (best %s so far %.2f)", start_epoch, select_on, best.get(select_on, math.nan))
+        start_epoch, start_step = ckpt.resume_point(resume)
+        best, final = dict(resume["best"]), dict(resume["metrics"])
+        if start_step:
+            _check_data_order(resume.get("data_order"), data_order, run_dir / "checkpoints" / "last.pt")
+            partial = dict(resume["train_partial"])
+        log.info(
+            "resuming from epoch %d%s (best %s so far %.2f)", start_epoch,
+            f", step {start_step} of {steps_per_epoch}" if start_step else "", select_on,
+            best.get(select_on, math.nan),
+        )
 
     if method is not None:
         method.attach(model, device)
@@ -266,6 +297,28 @@ def fit(
     forward_backward = getattr(method, "forward_backward", None)
     autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp else nullcontext
 
+    def checkpoint_state(epoch: int, step_in_epoch: int | None, train_partial: dict | None) -> dict[str, Any]:
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            # for inspection: timm schedules are functions of the step, so a resume recomputes them from the
+            # config (a changed lr applies) instead of loading this
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": scaler.state_dict(),
+            "ema": ema.module.state_dict() if ema is not None else None,
+            "epoch": epoch,
+            "step_in_epoch": step_in_epoch,  # None: epoch finished; n: n steps of `epoch` done (mid-epoch)
+            "train_partial": train_partial,
+            "data_order": data_order,
+            "best": best,
+            "metrics": final,
+            "rng": ckpt.rng_state(),
+            **checkpoint_extra,
+        }
+
+    if resume is not None:
+        ckpt.set_rng_state(resume["rng"])  # last before the loop, so set-up (attach, compile) cannot shift it
+    steps_taken = 0
     for epoch in range(start_epoch, epochs):
         if hasattr(model, "set_epoch"):  # schedules a model keeps itself (e.g. a kernel width); resume-safe
             model.set_epoch(epoch)
@@ -276,8 +329,13 @@ def fit(
         if mixup is not None:
             mixup.mixup_enabled = _mixup_active(tcfg["mixup"], epoch, seed)
         net.train()
-        t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-        for step, (x, y) in enumerate(_progress(train_loader, steps_per_epoch, f"epoch {epoch}")):
+        skip = start_step if epoch == start_epoch else 0
+        train_loader.batch_sampler.skip_next_pass(skip)
+        if not skip:
+            partial = {"seen": 0, "loss_sum": 0.0, "correct": 0, "train_time": 0.0}
+        t0, seen, loss_sum, correct = time.perf_counter(), partial["seen"], partial["loss_sum"], partial["correct"]
+        batches = _progress(train_loader, steps_per_epoch - skip, f"epoch {epoch}")
+        for step, (x, y) in enumerate(batches, start=skip):
             if step >= steps_per_epoch:
                 break
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -312,7 +370,16 @@ def fit(
             seen += len(y)
             loss_sum += loss.item() * len(y)
             correct += int((logits.argmax(-1) == y).sum())
-        train_time = time.perf_counter() - t0
+            steps_taken += 1
+            if stop_requested is not None and broadcast_flag(stop_requested(), dist):
+                so_far = {"seen": seen, "loss_sum": loss_sum, "correct": correct,
+                          "train_time": partial["train_time"] + time.perf_counter() - t0}
+                if dist.is_main:
+                    ckpt.save_atomic(checkpoint_state(epoch, step + 1, so_far), run_dir / "checkpoints" / "last.pt")
+                log.warning("preempted: saved a mid-epoch checkpoint at epoch %d, step %d of %d",
+                            epoch, step + 1, steps_per_epoch)
+                return FitResult("preempted", epoch, final, best, steps_taken)
+        train_time = partial["train_time"] + time.perf_counter() - t0
 
         metrics = {
             "lr": optimizer.param_groups[0]["lr"],
@@ -331,17 +398,7 @@ def fit(
         improved = best.get("epoch") == epoch
         final = metrics
         if dist.is_main:
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(),
-                "ema": ema.module.state_dict() if ema is not None else None,
-                "epoch": epoch,
-                "best": best,
-                "metrics": metrics,
-                "rng": ckpt.rng_state(),
-                **checkpoint_extra,
-            }
+            state = checkpoint_state(epoch, None, None)
             tracker.log(metrics, epoch)  # after the metrics exist, before the checkpoint names them done
             ckpt.save_atomic(state, run_dir / "checkpoints" / "last.pt")
             if improved:
@@ -351,7 +408,17 @@ def fit(
                 epoch + 1, epochs, metrics["train_loss"], metrics["train_top1"], metrics["test_top1"],
                 metrics["samples_per_s"],
             )
-    return FitResult(status="completed", epochs_done=epochs, final=final, best=best)
+    return FitResult(status="completed", epochs_done=epochs, final=final, best=best, steps=steps_taken)
+
+
+def _check_data_order(saved: Mapping[str, Any] | None, current: Mapping[str, Any], source: Path) -> None:
+    """A mid-epoch resume skips the batches already done: only sound if they are drawn in the same order."""
+    changed = [f"{k} {saved.get(k)} -> {current[k]}" for k in current if saved and saved.get(k) != current[k]]
+    if saved is None or changed:
+        raise ckpt.CheckpointError(
+            f"cannot resume the mid-epoch checkpoint {source}: its batches were drawn with another "
+            f"{', '.join(changed) or 'data order'}; restore those settings or delete it to restart"
+        )
 
 
 def _update_best(best: dict[str, Any], metrics: dict[str, float], epoch: int, select_on: str) -> dict[str, Any]:

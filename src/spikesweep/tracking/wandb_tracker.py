@@ -57,6 +57,8 @@ class WandbTracker:
 
     def finish(self, status: str) -> None:
         self.run.summary["status"] = status
+        if status == "preempted":  # shown as preempted, not crashed, until the requeued job resumes it
+            self.run.mark_preempting()
         self.run.finish(exit_code=0 if status == "completed" else 1)
 
 

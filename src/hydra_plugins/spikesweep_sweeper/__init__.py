@@ -1,0 +1,1 @@
+"""spikesweep's Hydra plugins: Hydra loads plugin classes only from the hydra_plugins namespace."""

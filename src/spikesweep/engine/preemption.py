@@ -1,0 +1,65 @@
+"""Preemption: the scheduler's warning signal becomes a checkpoint at the next safe point.
+
+submitit answers its preemption/timeout signal (SIGUSR2, or $SUBMITIT_PREEMPT_SIGNAL) inside the signal
+handler: it calls the job's `checkpoint()` and requeues at once, wherever the main thread was interrupted,
+so the steps since the last epoch checkpoint are lost. While training runs, `Preemption` holds that handler
+back: its own handler only records the request (Python runs it in the main thread between bytecodes, so a
+flag is all it may safely touch); the loop saves after the optimizer step in progress and returns; then
+`deliver()` runs the held-back handler (submitit: checkpoint(), `scontrol requeue`, exit). Without submitit
+the process exits with EX_TEMPFAIL (75), the code for "run me again", and rerunning the command resumes.
+"""
+
+import logging
+import os
+import signal
+import threading
+from types import FrameType, TracebackType
+from typing import Any, NoReturn
+
+log = logging.getLogger(__name__)
+
+EX_TEMPFAIL = 75
+
+
+def preemption_signal() -> signal.Signals:
+    """The signal submitit listens to, by the same environment variable."""
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+    try:
+        return signal.Signals[f"SIG{name}"]
+    except KeyError:
+        raise ValueError(f"SUBMITIT_PREEMPT_SIGNAL={name} is not a signal name (e.g. USR2, USR1, TERM)") from None
+
+
+class Preemption:
+    """`with Preemption() as p:` train with `stop_requested=p.requested`, then `p.deliver()` if it stopped."""
+
+    def __init__(self, signum: signal.Signals | None = None) -> None:
+        self.signum = signum or preemption_signal()
+        self._requested = False
+        self._held_back: Any = signal.SIG_DFL
+        self._installed = False
+
+    def requested(self) -> bool:
+        return self._requested
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        self._requested = True
+
+    def __enter__(self) -> "Preemption":
+        if threading.current_thread() is threading.main_thread():  # signal.signal works only there
+            self._held_back = signal.signal(self.signum, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
+        if self._installed:
+            signal.signal(self.signum, self._held_back)
+            self._installed = False
+
+    def deliver(self) -> NoReturn:
+        """After the checkpoint is on disk: requeue through the held-back handler, else exit with 75."""
+        if callable(self._held_back):
+            log.info("handing %s to the job's own handler (requeue)", self.signum.name)
+            self._held_back(self.signum, None)  # submitit's rank 0 requeues and exits; other ranks return
+        raise SystemExit(EX_TEMPFAIL)

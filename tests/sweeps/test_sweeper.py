@@ -1,0 +1,42 @@
+"""The sweeper checks every job before any is launched, composing once per set of config-group choices."""
+
+import time
+
+import pytest
+
+from tests.conftest import SMOKE, run_cli
+
+
+@pytest.mark.parametrize(
+    ("axis", "message"),
+    [
+        ("trainer.epochz=1,2", "Could not override 'trainer.epochz'"),  # a value key: applied to the copy
+        ("model=small_cnn,small_cnnn", "Could not find 'model/small_cnnn'"),  # a group choice: composed
+    ],
+)
+def test_a_bad_job_in_a_sweep_fails_before_any_job_runs(tmp_path, axis, message):
+    out = run_cli("train", "-m", *SMOKE, axis, cwd=tmp_path)
+    assert out.returncode != 0 and message in out.stderr, out.stderr[-2000:]
+    assert not list(tmp_path.rglob("metrics.jsonl")), "no job may run when one of them cannot compose"
+
+
+def test_checking_a_hundred_jobs_composes_once(tmp_path):
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.plugins import Plugins
+    from hydra.types import RunMode
+
+    from spikesweep import REPO_ROOT
+
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        cfg = loader.load_configuration("config", [f"hydra.searchpath=[file://{REPO_ROOT}]"], RunMode.MULTIRUN)
+        # the class as Hydra loads it (its plugin scan executes plugin modules afresh)
+        sweeper = Plugins.instance().class_name_to_class[cfg.hydra.sweeper._target_](max_batch_size=None)
+        sweeper.config, sweeper.hydra_context = cfg, type("Ctx", (), {"config_loader": loader})()
+        calls = []
+        original = loader.load_sweep_config
+        loader.load_sweep_config = lambda *a, **k: calls.append(a) or original(*a, **k)
+        started = time.perf_counter()
+        sweeper.validate_batch_is_legal([[f"seed={s}", "model=small_cnn"] for s in range(100)])
+        assert len(calls) == 1 and time.perf_counter() - started < 15
