@@ -8,6 +8,7 @@ import itertools
 import logging
 import math
 import random
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -55,6 +56,9 @@ def worker_deaths_reported(where: str):
     except RuntimeError as err:
         if "DataLoader worker" not in str(err):
             raise
+        # The run is ending: without this, torch's SIGCHLD handler raises again (as "Exception ignored"
+        # noise) for each further dead worker while the loaders shut down.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         raise DataWorkerError(
             f"a data loader worker died during {where} ({str(err).splitlines()[0]}); if it ran out of memory, "
             "lower trainer.num_workers or trainer.batch_size"
