@@ -124,7 +124,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any
             ckpt.load_model_weights(model, ckpt.load(source), source)
             device = resolve_device(cfg.trainer.device, dist)
             _, test_loader = make_loaders(bundle.train, bundle.test, cfg.trainer, dist, int(cfg.seed), device)
-            metrics = evaluate(model.to(device), test_loader, device, resolve_amp(cfg.trainer.amp, device), dist)
+            amp = resolve_amp(cfg.trainer.amp, device)
+            metrics = evaluate(model.to(device), test_loader, device, amp, dist, bool(cfg.trainer.fold_bn_eval))
             summary |= {"status": "completed", "eval_only": True, "checkpoint": str(source), "final": metrics}
             if after_fit is not None and dist.is_main:
                 summary[cfg.method.name] = after_fit(model, bundle.train, bundle.test, run_dir)
