@@ -202,3 +202,20 @@ def bench_model(
         results[label] = time_train_steps(runner, x, y, steps, warmup + (2 if compiled else 0), amp)
         results[label].shares = time_shares(model, x, y, min(steps, 3), amp)
     return results
+
+
+def model_rows(
+    results: dict[str, StepStats], model: str, neuron: str, time_steps: int, batch: int, device: str, recompute: bool
+) -> list[dict[str, Any]]:
+    """One CSV/table row per variant: throughput, memory (total and per sample), speed-up, time split."""
+    base = results["eager_lif"].samples_per_s
+    return [
+        {
+            "model": model, "neuron": neuron if label == "ours" else "eager_lif", "T": time_steps, "batch": batch,
+            "device": device, "recompute": recompute, "samples_per_s": round(stats.samples_per_s, 2),
+            "peak_mib": round(stats.peak_mib, 1), "mib_per_sample": round(stats.peak_mib / batch, 2),
+            "speedup": round(stats.samples_per_s / base, 2),
+            **{f"{k}_pct": round(v, 1) for k, v in stats.shares.items()},
+        }
+        for label, stats in results.items()
+    ]
