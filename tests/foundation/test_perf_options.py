@@ -2,6 +2,9 @@
 BatchNorm folding at evaluation, activation recomputation over model blocks, mixup on the device."""
 
 import copy
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -12,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from spikesweep.bench.model import time_train_steps
 from spikesweep.config_schema import ConfigError, validate
+from spikesweep.data.digits import build_digits
 from spikesweep.engine.bn_fold import fold_batchnorm
 from spikesweep.engine.distributed import DistInfo
 from spikesweep.engine.loop import device_batch, evaluate
@@ -20,7 +24,7 @@ from spikesweep.engine.recompute import enable_block_recompute
 from spikesweep.models import build_model
 from spikesweep.run import train
 from spikesweep.spiking import reset_states
-from tests.conftest import SMOKE, compose
+from tests.conftest import REPO, SMOKE, compose
 from tests.models.transformer_helpers import lif, meta
 
 
@@ -257,3 +261,27 @@ def test_mixup_runs_on_the_device_after_the_batch_moved():
     assert x.device == y.device == target.device == target_device and target.shape == (4, 10)
     x, y, target = device_batch(torch.rand(4, 3, 8, 8), torch.arange(4), torch.device("cpu"), None)
     assert target is y
+
+
+def _imports(code: str) -> str:
+    """Run `code` in a fresh interpreter (imports are per process) and return what it prints."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    return out.stdout.strip()
+
+
+def test_neurons_and_metrics_import_without_the_compiler():
+    """torch.compile is set up on the compile backend's first call, not when the package is imported."""
+    code = "import sys, spikesweep.spiking, spikesweep.metrics; print('torch._dynamo' in sys.modules)"
+    assert _imports(code) == "False"
+
+
+def test_digits_split_is_cached_identically_and_then_read_without_scikit_learn(tmp_path):
+    fresh = build_digits(tmp_path / "data")
+    first, again = (build_digits(tmp_path / "data", cache_dir=str(tmp_path / "cache")) for _ in range(2))
+    for bundle in (first, again):
+        for split in ("train", "test"):
+            assert all(torch.equal(a, b) for a, b in zip(getattr(fresh, split).tensors, getattr(bundle, split).tensors))
+    code = (f"import sys; from pathlib import Path; from spikesweep.data.digits import build_digits; "
+            f"build_digits(Path('.'), cache_dir={str(tmp_path / 'cache')!r}); print('sklearn' in sys.modules)")
+    assert _imports(code) == "False"
