@@ -2,7 +2,10 @@
 
 import csv
 
+import pytest
+
 from spikesweep.bench.report import regressions
+from spikesweep.bench.startup import bench_startup
 from tests.conftest import run_cli
 
 
@@ -26,3 +29,11 @@ def test_regression_check_judges_only_long_cases_and_measures_again(tmp_path):
     ]
     found = regressions(rows, baseline)
     assert len(found) == 1 and found[0].startswith("[4, 512] train psn")  # re-measured, still far below
+
+
+@pytest.mark.slow
+def test_startup_benchmark_reports_wall_and_cpu_seconds():
+    rows = bench_startup(repeats=1)
+    assert [r["case"] for r in rows] == ["spikesweep list", "spikesweep train, 1 step + eval (digits)"]
+    assert all(r["seconds"] > 0 and 0 < r["cpu_s"] for r in rows)
+    assert rows[1]["cpu_s"] > rows[0]["cpu_s"]  # a training run does strictly more than listing
