@@ -23,8 +23,8 @@ commands:
   bench report [--quick]               every benchmark -> bench/*.csv + BENCHMARKS.md
   bench dispatch [--points N]          compose a N-point sweep; with $SLURM_CONF, also submit it as an array
   bench data dataset=NAME [overrides...] [--batches N]   loader samples/s vs the train step's
-  bench model model=X dataset=Y [--batch B] [--steps N] [--compile] [--amp bf16]
-                                      train-step samples/s and memory vs. spikingjelly's eager LIFNode
+  bench model model=X dataset=Y [--batch B] [--steps N] [--compile] [--amp bf16] [--checkpoint-activations]
+                                      train-step samples/s, memory and neuron/conv time split vs. spikingjelly's eager LIFNode
   info model=X dataset=Y [overrides...]   params, FLOPs, SOPs and energy at init, memory per sample
   verify-spikes CKPT [--batches N]    a trained model's logits with integer spikes vs. each integer k sent
                                       as k binary spikes over sub-steps (SDT v3's claim); exit 1 on mismatch
@@ -422,7 +422,8 @@ def _bench_model(args: list[str]) -> int:
     """`bench model`: the configured model and neuron vs. the same architecture on spikingjelly's eager LIFNode."""
     import torch
 
-    from spikesweep.bench.model import bench_model
+    from spikesweep.bench.model import bench_model, model_rows
+    from spikesweep.bench.report import print_rows, write_csv
     from spikesweep.compose import compose_config
     from spikesweep.data import build_datasets
     from spikesweep.override_check import check
@@ -435,6 +436,8 @@ def _bench_model(args: list[str]) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile our model (not the eager reference)")
     parser.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--checkpoint-activations", action="store_true", help="recompute model blocks in backward")
+    parser.add_argument("--csv", type=Path, default=Path("bench/model.csv"), help="the rows, also printed")
     opts, overrides = parser.parse_known_args(args)
     problem = check(overrides)
     if problem:
@@ -446,15 +449,14 @@ def _bench_model(args: list[str]) -> int:
         neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), meta.time_steps, opts.device)
         amp = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[opts.amp]
         results = bench_model(dict(cfg.model), neuron, meta, opts.batch, opts.steps, opts.warmup, opts.compile,
-                              torch.device(opts.device), amp)
+                              torch.device(opts.device), amp, opts.checkpoint_activations)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    base = results["eager_lif"]
-    print(f"| {cfg.model.name}, {cfg.neuron.name}, T={meta.time_steps}, batch {opts.batch}, {opts.device} "
-          f"| samples/s | memory MiB | speed-up |\n|---|---|---|---|")
-    for label, stats in results.items():
-        print(f"| {label} | {stats.samples_per_s:.1f} | {stats.peak_mib:.0f} | {stats.samples_per_s / base.samples_per_s:.2f}x |")
+    rows = model_rows(results, cfg.model.name, cfg.neuron.name, meta.time_steps, opts.batch, opts.device,
+                      opts.checkpoint_activations)
+    write_csv(rows, opts.csv)
+    print_rows(rows)
     return 0
 
 

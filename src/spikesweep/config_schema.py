@@ -46,6 +46,8 @@ class TrainerSchema:
     label_smoothing: float = 0.0
     compile: bool = False
     channels_last: bool = False
+    fold_bn_eval: bool = True
+    checkpoint_activations: str = "none"
     eval_only: bool = False
     dist_eval: bool = True
     deterministic: bool = False
@@ -64,6 +66,7 @@ class OptimizerSchema:
     momentum: float | None = None
     nesterov: bool = False
     betas: list[float] | None = None
+    impl: str = "auto"
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -104,6 +107,8 @@ TASKS = ("train", "bench_neuron")
 CHOICES = {
     "trainer.amp": ("auto", "bf16", "fp16", "off"),
     "trainer.mixup.mode": ("batch", "pair", "elem"),
+    "trainer.checkpoint_activations": ("none", "blocks"),
+    "optimizer.impl": ("auto", "foreach", "fused", "single"),
     "logger.name": ("wandb", "none"),
     "logger.mode": ("auto", "online", "offline", "disabled"),
 }

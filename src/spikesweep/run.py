@@ -135,7 +135,8 @@ def train(
             source = Path(cfg.ckpt)
             ckpt.load_model_weights(model, ckpt.load(source), source)
             test_loader = make_eval_loader(bundle.test, cfg.trainer, dist, device)
-            metrics = evaluate(model.to(device), test_loader, device, resolve_amp(cfg.trainer.amp, device), dist)
+            amp = resolve_amp(cfg.trainer.amp, device)
+            metrics = evaluate(model.to(device), test_loader, device, amp, dist, bool(cfg.trainer.fold_bn_eval))
             summary |= {"status": "completed", "eval_only": True, "checkpoint": str(source), "final": metrics}
             if after_fit is not None and dist.is_main:
                 summary[cfg.method.name] = after_fit(model, bundle.train, bundle.test, run_dir)

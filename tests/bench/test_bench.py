@@ -8,6 +8,7 @@ import torch
 
 from spikesweep.bench.neuron import available_backends, bench_neuron, check_backends, plot
 from spikesweep.bench.report import regressions
+from spikesweep.bench.startup import bench_startup
 from spikesweep.cli import main
 from spikesweep.sweeps import catalogue
 from tests.conftest import compose, run_cli
@@ -103,3 +104,11 @@ def test_dispatch_benchmark_without_slurm_times_composition_only(tmp_path):
 def test_dispatch_benchmark_refuses_an_empty_sweep(tmp_path):
     out = run_cli("bench", "dispatch", "--points", "0", cwd=tmp_path)
     assert out.returncode == 2 and out.stderr.strip() == "error: --points must be at least 1, got 0"
+
+
+@pytest.mark.slow
+def test_startup_benchmark_reports_wall_and_cpu_seconds():
+    rows = bench_startup(repeats=1)
+    assert [r["case"] for r in rows] == ["spikesweep list", "spikesweep train, 1 step + eval (digits)"]
+    assert all(r["seconds"] > 0 and 0 < r["cpu_s"] for r in rows)
+    assert rows[1]["cpu_s"] > rows[0]["cpu_s"]  # a training run does strictly more than listing

@@ -26,8 +26,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
 from spikesweep.engine import checkpoint as ckpt
+from spikesweep.engine.bn_fold import fold_batchnorm
 from spikesweep.engine.distributed import DistInfo, all_reduce_sum, broadcast_flag
-from spikesweep.engine.optim import build_optimizer, build_scheduler, resolve_lr
+from spikesweep.engine.optim import build_optimizer, build_scheduler, load_optimizer_state, resolve_lr
+from spikesweep.engine.recompute import enable_block_recompute
 from spikesweep.metrics import EnergyMonitor, topk_correct
 from spikesweep.spiking import reset_states
 from spikesweep.tracking import Tracker
@@ -187,12 +189,21 @@ def _progress(iterable, total: int, description: str):
 
 
 def evaluate(
-    model: nn.Module, loader: DataLoader, device: torch.device, amp: torch.dtype | None, dist: DistInfo
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    amp: torch.dtype | None,
+    dist: DistInfo,
+    fold_bn: bool = False,
 ) -> dict[str, float]:
     """Loss, top-1/top-5, mean firing rate and energy per sample over the whole test set (all ranks combined).
 
     Firing rate and energy are measured on this process's shard (the model is the same on every rank).
+    With `fold_bn` a copy with BatchNorms folded into the layers before them is evaluated (same logits, less
+    work); the model passed in, DDP-wrapped or not, keeps its weights and statistics.
     """
+    if fold_bn:
+        model, _ = fold_batchnorm(model.module if isinstance(model, DistributedDataParallel) else model)
     model.eval()
     monitor = EnergyMonitor(model)
     totals = torch.zeros(4, dtype=torch.float64)  # loss sum, top1, top5, count
@@ -254,6 +265,8 @@ def fit(
         log.info("distributed: rank %d of world size %d on %s", dist.rank, dist.world_size, device)
     if tcfg.get("channels_last") and device.type == "cuda":
         model.to(memory_format=torch.channels_last)
+    if tcfg.get("checkpoint_activations", "none") == "blocks":
+        log.info("recomputing activations of %d blocks in backward", enable_block_recompute(model))
     lr = resolve_lr(cfg["optimizer"], int(tcfg["batch_size"]) * dist.world_size)
     optimizer = build_optimizer(model, cfg["optimizer"], lr)
     epochs = int(tcfg["epochs"])
@@ -272,7 +285,7 @@ def fit(
                 f"cannot resume: the optimizer state in {run_dir / 'checkpoints' / 'last.pt'} was written by "
                 f"another optimizer than optimizer={cfg['optimizer']['name']}"
             )
-        optimizer.load_state_dict(resume["optimizer"])
+        load_optimizer_state(optimizer, resume["optimizer"])
         scaler.load_state_dict(resume["scaler"])
         if ema is not None and resume.get("ema") is not None:
             ema.module.load_state_dict(resume["ema"])
@@ -296,6 +309,7 @@ def fit(
     mixup = _build_mixup(tcfg, num_classes)
     smoothing = float(tcfg["label_smoothing"])
     criterion = SoftTargetCrossEntropy() if mixup else nn.CrossEntropyLoss(label_smoothing=smoothing)
+    fold_bn = bool(tcfg.get("fold_bn_eval")) and not tcfg["compile"]  # a fresh copy would recompile every epoch
     grad_clip = tcfg.get("grad_clip")
     before_step = getattr(method, "before_step", None)
     forward_backward = getattr(method, "forward_backward", None)
@@ -342,10 +356,7 @@ def fit(
         for step, (x, y) in enumerate(batches, start=skip):
             if step >= steps_per_epoch:
                 break
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            target = y
-            if mixup is not None:
-                x, target = mixup(x, y)
+            x, y, target = device_batch(x, y, device, mixup)
             optimizer.zero_grad(set_to_none=True)
             if forward_backward is not None:
                 logits, loss = forward_backward(x, target, criterion, autocast, lambda l: scaler.scale(l).backward())
@@ -392,12 +403,12 @@ def fit(
             "samples_per_s": seen * dist.world_size / train_time,
             "epoch_time_s": train_time,
         }
-        metrics.update(evaluate(net, test_loader, device, amp, dist))
+        metrics.update(evaluate(net, test_loader, device, amp, dist, fold_bn))
         if val_loader is not None:
-            on_val = evaluate(net, val_loader, device, amp, dist)
+            on_val = evaluate(net, val_loader, device, amp, dist, fold_bn)
             metrics |= {f"val_{k.removeprefix('test_')}": on_val[k] for k in ("test_loss", "test_top1", "test_top5")}
         if ema is not None:
-            metrics["ema_top1"] = evaluate(ema.module, test_loader, device, amp, dist)["test_top1"]
+            metrics["ema_top1"] = evaluate(ema.module, test_loader, device, amp, dist, fold_bn)["test_top1"]
         best = _update_best(best, metrics, epoch, select_on)
         improved = best.get("epoch") == epoch
         final = metrics
@@ -434,6 +445,19 @@ def _update_best(best: dict[str, Any], metrics: dict[str, float], epoch: int, se
         best = {k: v for k, v in metrics.items() if k.startswith(("test_", "val_"))}
         best |= {"epoch": epoch, "selected_by": select_on}
     return best | {"test_top1_on_test": on_test}
+
+
+def device_batch(
+    x: torch.Tensor, y: torch.Tensor, device: torch.device, mixup: Mixup | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The batch on the device, mixed there: timm's Mixup/CutMix are plain tensor ops, so on a GPU they run
+    on the GPU rather than in the main process's CPU time. Returns inputs, class labels and the target
+    (soft labels under mixup, else the labels)."""
+    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    if mixup is None:
+        return x, y, y
+    x, target = mixup(x, y)
+    return x, y, target
 
 
 def _mixup_active(m: Mapping[str, Any], epoch: int, seed: int) -> bool:

@@ -101,6 +101,10 @@ class MSResNet(nn.Module):
         for block in self.stages:
             nn.init.zeros_(block.conv2[1].weight)
 
+    def checkpoint_blocks(self) -> list[nn.Module]:
+        """The residual blocks, for trainer.checkpoint_activations=blocks."""
+        return list(self.stages)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(encode(x, self.encoding, self.time_steps, self.temporal))
         if self.gac is not None:

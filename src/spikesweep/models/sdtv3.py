@@ -227,6 +227,10 @@ class SDTv3(nn.Module):
         self.head_spike = neuron(channels=c3, **head_neuron)
         self.head = nn.Linear(c3, num_classes)
 
+    def checkpoint_blocks(self) -> list[nn.Module]:
+        """Every downsample, conv and transformer block of the four stages (trainer.checkpoint_activations)."""
+        return [*self.stage1, *self.stage2, *self.stage3, *self.stage4]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = to_time_major(x, self.time_steps, self.temporal)
         x = self.stage4(self.stage3(self.stage2(self.stage1(x))))

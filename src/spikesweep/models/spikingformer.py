@@ -143,6 +143,10 @@ class Spikingformer(nn.Module):
         self.head = nn.Linear(dim, num_classes)
         self.apply(_init_weights)
 
+    def checkpoint_blocks(self) -> list[nn.Module]:
+        """The encoder blocks, for trainer.checkpoint_activations=blocks (they hold most activations)."""
+        return list(self.blocks)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.tokenizer(to_time_major(x, self.time_steps, self.temporal))  # [T, B, D, H', W']
         x = self.blocks(x.flatten(3))  # tokens [T, B, D, N]

@@ -7,6 +7,7 @@ exactly the step forward (the bracket is an exact zero), exactly p' backward, an
 module object for the compiler to trace.
 """
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +36,11 @@ def _lif_sequence(
     return torch.stack(spikes), v
 
 
-_compiled_sequence = torch.compile(_lif_sequence)
+@functools.cache
+def _compiled_sequence() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """Made on first use: torch.compile imports dynamo and inductor (seconds), which runs on other backends
+    should not wait for."""
+    return torch.compile(_lif_sequence)
 
 
 class CompiledLIF(base.MemoryModule):
@@ -56,7 +61,7 @@ class CompiledLIF(base.MemoryModule):
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         v = self.v if isinstance(self.v, torch.Tensor) else torch.full_like(x_seq[0], self.v)
         sg = self.surrogate_function
-        spikes, self.v = _compiled_sequence(
+        spikes, self.v = _compiled_sequence()(
             x_seq, v, type(sg).primitive_function, dict(sg._sg_params), self.inv_tau, self.v_threshold, self.v_reset, self.decay_input,
             self.detach_reset,
         )
