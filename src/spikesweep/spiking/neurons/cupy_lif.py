@@ -280,8 +280,8 @@ class CupyLIF(base.MemoryModule):
         self.surrogate_function = surrogate
         self.step_mode = "m"
         self.register_memory("v", 0.0 if v_reset is None else float(v_reset))
+        _eager_under_compile(type(self))
 
-    @torch.compiler.disable  # a compiled model calls the kernels as they are (Dynamo cannot trace CuPy)
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         if x_seq.device.type != "cuda":
             raise ValueError(f"backend 'cupy' runs on CUDA tensors, got input on {x_seq.device}; use backend auto")
@@ -293,3 +293,11 @@ class CupyLIF(base.MemoryModule):
         spec = self.spec
         return (f"leaky={spec.config.leaky}, tau={spec.tau}, v_threshold={spec.v_threshold}, hard_reset="
                 f"{spec.config.hard_reset}, surrogate={spec.config.surrogate}, backend=cupy")
+
+
+def _eager_under_compile(cls: type) -> None:
+    """A compiled model calls the kernels as they are (Dynamo cannot trace CuPy). Applied to the class on
+    first construction, not as a decorator, so that importing this module does not import the compiler."""
+    if not getattr(cls.forward, "_eager_under_compile", False):
+        cls.forward = torch.compiler.disable(cls.forward)
+        cls.forward._eager_under_compile = True
