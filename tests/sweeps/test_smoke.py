@@ -1,27 +1,50 @@
-"""One job of each family of named multiruns runs for real under `debug=smoke`, on fixtures written in
-each dataset's on-disk format (tests/data/fixtures.py)."""
+"""The first job of every named multirun runs for real under `debug=smoke`, on fixtures written in each
+dataset's on-disk format (tests/data/fixtures.py)."""
 
 from pathlib import Path
 
 import pytest
+import torch
 
+from spikesweep.data.imagenet_classes import SUBSETS
+from spikesweep.data.registry import DatasetMeta
+from spikesweep.models import build_model
 from spikesweep.run import train
+from spikesweep.spiking import build_neuron, build_surrogate
 from spikesweep.sweeps import catalogue
 from tests.conftest import compose
 from tests.data import fixtures
 
 TINY = ("debug=smoke", "logger=none", "trainer.max_steps_per_epoch=1", "trainer.batch_size=2",
         "trainer.eval_batch_size=16", "trainer.num_workers=0")
+SMALL_IMAGENET = ("dataset.image_size=32",)
+# multirun -> overrides that fit its first job to the fixtures; survey_speed's cells are benchmark runs
+# (task=bench_neuron), run in tests/bench.
 CASES = {
+    "demo": (),
     "sdtv3_reproduce": ("dataset.verify_checksums=false",),
+    "sdtv3_surrogates": SMALL_IMAGENET,
     "sdtv3_learnable_norm": ("dataset.verify_checksums=false", "experiment=sdtv3_s_cifar10"),
+    "sdtv3_learnable_d": SMALL_IMAGENET,
+    "sdtv3_position_encoding": SMALL_IMAGENET,
     "gac_cifar": ("dataset.verify_checksums=false",),
+    "gac_imagenet": SMALL_IMAGENET,
+    "gac_coding": ("dataset.verify_checksums=false",),
     "survey_cf10_neurons": ("dataset.verify_checksums=false", "survey_cell=osr"),
+    "survey_scf10_neurons": ("dataset.verify_checksums=false",),
     "survey_shd_neurons": ("survey_cell=tebn",),
+    "survey_distill": ("dataset.verify_checksums=false",),
+    "survey_distill_feature": ("dataset.verify_checksums=false",),
+    "surrogate_shapes": ("dataset.verify_checksums=false",),
     "shd_delays": (),
     "spikingformer_cifar": ("dataset.verify_checksums=false",),
     "spikingformer_dvs": ("dataset.size=32", "dataset.T=2"),
+    "spikingformer_imagenet": SMALL_IMAGENET,
+    "cml_downsampling": ("dataset.verify_checksums=false",),
     "stdbp_methods": ("method.time_steps=[2]", "method.modes=[max]"),
+    "stdbp_ann2snn": ("method.time_steps=2",),
+    "stdbp_tau": ("dataset.T=2",),
+    "stdbp_stdp_tau": ("dataset.T=2",),
 }
 
 
@@ -32,16 +55,32 @@ def data_dir(tmp_path_factory) -> Path:
     fixtures.make_mnist(root)
     fixtures.make_shd(root)
     fixtures.make_cifar10_dvs(root)
+    fixtures.make_imagenet(root, list(SUBSETS["imagenette10"]))
     return root
 
 
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory) -> str:
+    """An ANN teacher checkpoint for the distillation multiruns (survey_cf10 with ReLU, CIFAR10 shapes)."""
+    cfg = compose("experiment=survey_cf10_ann")
+    meta = DatasetMeta(10, (3, 32, 32), 1, False)
+    model = build_model(cfg.model, build_neuron(cfg.neuron, build_surrogate(cfg.surrogate)), meta)
+    path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
+    torch.save({"model": model.state_dict()}, path)
+    return str(path)
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_first_job_of_each_family_runs(name, data_dir, tmp_path):
+def test_first_job_of_every_named_multirun_runs(name, data_dir, teacher, tmp_path):
     first = catalogue.grid(catalogue.load(name).params)[0]
-    extra = CASES[name]
+    extra = (*CASES[name], *((f"method.teacher_ckpt={teacher}",) if name.startswith("survey_distill") else ()))
     job = [o for o in first if o.split("=")[0] not in {e.split("=")[0] for e in extra}]
     overrides = [f"+experiments={name}", *job, *extra, *TINY, f"paths.data_dir={data_dir}",
                  f"paths.cache_dir={tmp_path / 'cache'}"]
     summary = train(compose(*overrides), tmp_path / "run", overrides)
     assert summary["status"] == "completed", summary.get("error")
     assert summary["final"]["test_top1"] >= 0
+
+
+def test_every_named_multirun_has_a_smoke_case():
+    assert set(CASES) == set(catalogue.names()) - {"survey_speed"}, "add the new multirun to CASES"
