@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from spikesweep.spiking import build_neuron, build_surrogate
+from spikesweep.spiking.surrogate import surrogate_names
 from spikesweep.spiking.neurons import cupy_lif
 from spikesweep.spiking.neurons.lif import auto_backend, spikingjelly_fuses
 
@@ -42,6 +43,13 @@ def _assert_parity(name: str, params: dict, surrogate: str, backend: str, device
 @pytest.mark.parametrize(("name", "params", "surrogate"), CASES)
 def test_compile_backend_matches_torch(name, params, surrogate):
     _assert_parity(name, params, surrogate, "compile")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("surrogate", sorted(set(surrogate_names()) - {"ste", "err_atan", "err_rect"}))
+def test_compile_backend_takes_every_binary_surrogate(surrogate):
+    """Its backward differentiates each primitive forward-mode inside the compiled loop."""
+    _assert_parity("lif", {}, surrogate, "compile")
 
 
 @pytest.mark.parametrize(("name", "params", "surrogate"), CASES)
