@@ -11,16 +11,19 @@ from spikesweep.spiking import build_neuron, build_surrogate
 from tests.conftest import REPO, compose
 
 CONFIGS = sorted(p.stem for p in (REPO / "conf" / "dataset").glob("*.yaml"))
+PRESETS = {"imagenet1k": "imagenet_subset"}  # configs that set another builder's options
 
 
 def test_every_config_has_a_builder_and_every_builder_a_config():
-    assert CONFIGS == dataset_names()
+    assert sorted(set(CONFIGS) - set(PRESETS)) == dataset_names()
+    for preset, builder in PRESETS.items():
+        assert compose(f"dataset={preset}").dataset.name == builder
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_states_classes_shape_and_time(name):
     cfg = compose(f"dataset={name}")
-    assert cfg.dataset.name == name
+    assert cfg.dataset.name == PRESETS.get(name, name)
     assert cfg.dataset.num_classes >= 2 and cfg.dataset.T >= 1 and len(cfg.dataset.input_shape) in (1, 3)
     if name not in ("digits", "cifar10_dvs", "dvs128_gesture", "shd", "ssc"):  # events are raw counts
         assert len(cfg.dataset.mean) == len(cfg.dataset.std)

@@ -181,6 +181,17 @@ def test_imagenet_explicit_class_list_sets_the_labels(data_dir):
     assert [bundle.train[i][1] for i in range(3)] == [2, 1, 0]  # files sorted by folder; labels follow the list
 
 
+def test_imagenet1k_takes_every_class_folder_in_sorted_order(tmp_path):
+    wnids = ["n03000001", "n01000001", "n02000001"]
+    fixtures.make_imagenet(tmp_path, wnids, extra=0)
+    bundle = _build(tmp_path, "dataset=imagenet1k", "dataset.num_classes=3", "dataset.image_size=32",
+                    "dataset.input_shape=[3,32,32]")
+    assert bundle.train.classes == sorted(wnids) and bundle.meta.num_classes == 3
+    assert sorted(bundle.test[i][1] for i in range(3)) == [0, 1, 2]
+    with pytest.raises(DataError, match="num_classes=1000 but dataset.classes lists 3"):
+        _build(tmp_path, "dataset=imagenet1k", "dataset.image_size=32")
+
+
 def test_imagenet_missing_root_is_named(tmp_path):
     with pytest.raises(DataError, match=r"imagenet/train not found: point dataset.root"):
         _build(tmp_path, "dataset=imagenet_subset")

@@ -198,11 +198,16 @@ def _load_rgb(path: str) -> Image.Image:
         raise DataError(f"{path} is not a readable image ({err}): replace or remove it") from err
 
 
-def resolve_classes(classes: str | list[str], num_classes: int) -> list[str]:
-    """A named list of imagenet_classes.SUBSETS, or an explicit list of WordNet ids."""
-    if isinstance(classes, str):
+def resolve_classes(classes: str | list[str], num_classes: int, train_dir: Path) -> list[str]:
+    """A named list of imagenet_classes.SUBSETS, `all` (every class folder of train/, sorted: ImageNet-1k's
+    usual label order, the one upstream checkpoints use), or an explicit list of WordNet ids."""
+    if classes == "all":
+        wnids = sorted(d.name for d in train_dir.iterdir() if d.is_dir())
+    elif isinstance(classes, str):
         if classes not in SUBSETS:
-            raise DataError(f"dataset.classes={classes!r} is not a named subset ({', '.join(SUBSETS)}) nor a list")
+            raise DataError(
+                f"dataset.classes={classes!r} is not a named subset ({', '.join(SUBSETS)}), 'all' nor a list"
+            )
         wnids = list(SUBSETS[classes])
     else:
         wnids = [str(c) for c in classes]
@@ -221,10 +226,9 @@ def build_imagenet_subset(
     data_dir: Path, T: int, num_classes: int, classes: str | list[str], image_size: int,
     mean: list[float], std: list[float], augment: dict[str, Any] | None = None, root: str = "imagenet",
 ) -> DataBundle:
-    """ImageNet train/ and val/ (one folder per WordNet id) restricted to a class list."""
+    """ImageNet train/ and val/ (one folder per WordNet id) restricted to a class list (or all of it)."""
     aug = augmentation.parse(augmentation.ImageAugment, augment)
     train_tf, test_tf = augmentation.image_transforms(aug, image_size, tuple(mean), tuple(std), resize_eval=True)
-    wnids = resolve_classes(classes, num_classes)
     base = data_dir / root
     for split in ("train", "val"):
         if not (base / split).is_dir():
@@ -232,6 +236,7 @@ def build_imagenet_subset(
                 f"{base / split} not found: point dataset.root (under paths.data_dir) at an ImageNet copy with "
                 f"train/ and val/ in one-folder-per-WordNet-id layout"
             )
+    wnids = resolve_classes(classes, num_classes, base / "train")
     train = ClassSubsetFolder(str(base / "train"), wnids, transform=train_tf)
     test = ClassSubsetFolder(str(base / "val"), wnids, transform=test_tf)
     meta = DatasetMeta(len(wnids), (3, image_size, image_size), T, temporal=False, mean=tuple(mean), std=tuple(std),
