@@ -126,3 +126,13 @@ def test_held_out_split_is_fixed_disjoint_and_complete():
     assert hold_out(data, 0.0) == (data, None)
     with pytest.raises(ValueError, match="leaves no validation"):
         hold_out(data[:1], 0.2)
+
+
+@pytest.mark.slow
+def test_default_backend_on_cpu_trains_like_the_eager_reference(tmp_path, monkeypatch):
+    """Users get `backend: auto` = compile (the suite forces torch for speed): same run, same numbers."""
+    eager = _train(tmp_path / "eager", "trainer.epochs=2")
+    monkeypatch.delenv("SPIKESWEEP_AUTO_BACKEND")  # auto picks compile on CPU (tests/spiking/test_backends.py)
+    compiled = _train(tmp_path / "auto", "trainer.epochs=2")
+    for key in ("train_loss", "test_loss", "test_top1", "firing_rate"):
+        assert compiled["final"][key] == pytest.approx(eager["final"][key], rel=1e-4, abs=1e-4), key
