@@ -21,6 +21,7 @@ commands:
   bench neuron [--quick] [--device cuda] [--backends torch,cupy,...]
                                       neuron backends on [T, N] (the survey's speed grid): CSV, PNG, table
   bench report [--quick]               every benchmark -> bench/*.csv + BENCHMARKS.md
+  bench stdp [--quick]                 bp_stdp's STDP update: spikingjelly's learner vs. the batched one
   bench dispatch [--points N]          compose a N-point sweep; with $SLURM_CONF, also submit it as an array
   bench data dataset=NAME [overrides...] [--batches N]   loader samples/s vs the train step's
   bench model model=X dataset=Y [--batch B] [--steps N] [--compile] [--amp bf16] [--checkpoint-activations]
@@ -340,6 +341,8 @@ def cmd_bench(args: list[str]) -> int:
         return _bench_report(args[1:])
     if args[:1] == ["dispatch"]:
         return _bench_dispatch(args[1:])
+    if args[:1] == ["stdp"]:
+        return _bench_stdp(args[1:])
     from hydra.errors import HydraException
 
     from spikesweep.config_schema import ConfigError
@@ -401,6 +404,21 @@ def _bench_dispatch(args: list[str]) -> int:
         print(f"error: --points must be at least 1, got {opts.points}", file=sys.stderr)
         return 2
     rows = bench_dispatch(opts.points)
+    write_csv(rows, opts.csv)
+    print_rows(rows)
+    return 0
+
+
+def _bench_stdp(args: list[str]) -> int:
+    """`bench stdp [--quick]`: the STDP update of mnist_stdp_cnn's convs, spikingjelly's learner vs ours."""
+    from spikesweep.bench.report import print_rows, write_csv
+    from spikesweep.bench.stdp import bench_stdp
+
+    parser = argparse.ArgumentParser(prog="spikesweep bench stdp")
+    parser.add_argument("--quick", action="store_true", help="T=20, batch 8 instead of the recipe's T=100, batch 64")
+    parser.add_argument("--csv", type=Path, default=Path("bench/stdp.csv"))
+    opts = parser.parse_args(args)
+    rows = bench_stdp(opts.quick)
     write_csv(rows, opts.csv)
     print_rows(rows)
     return 0

@@ -24,6 +24,14 @@ def test_quick_neuron_benchmark_writes_rows(tmp_path):
     assert (tmp_path / "n.png").stat().st_size > 10_000  # the speed-up plot beside the CSV
 
 
+def test_stdp_benchmark_compares_both_learners_on_the_same_spikes(tmp_path):
+    assert main(["bench", "stdp", "--quick", "--csv", str(tmp_path / "s.csv")]) == 0
+    with (tmp_path / "s.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["learner"] for r in rows] == ["spikingjelly STDPLearner", "BatchedSTDPLearner"] * 2
+    assert all(float(r["max_rel_diff"]) < 1e-4 and float(r["ms"]) > 0 for r in rows)  # the same update
+
+
 def test_every_backend_that_runs_here_is_measured_against_torch():
     on_cpu = available_backends("cpu")
     assert on_cpu == ("torch", "compile", "spikingjelly", "psn")  # cupy needs CUDA

@@ -69,10 +69,11 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
     from spikesweep.bench.dispatch import bench_dispatch
     from spikesweep.bench.neuron import available_backends, bench_neuron, plot
     from spikesweep.bench.startup import bench_startup
+    from spikesweep.bench.stdp import bench_stdp
 
     bench_dir = root / "bench"
     backends = backends or (("torch", "psn") if quick else available_backends())
-    neuron = bench_neuron(quick, backends)
+    neuron, stdp = bench_neuron(quick, backends), bench_stdp(quick)
     startup, dispatch = bench_startup(repeats=2 if quick else 5), bench_dispatch(100)
     name = "neuron-quick.csv" if quick else "neuron.csv"
     failed = regressions(neuron, bench_dir / name) if quick else []
@@ -80,6 +81,7 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
         write_csv(neuron, bench_dir / name)
     if not quick:
         plot(neuron, bench_dir / "neuron.png")
+        write_csv(stdp, bench_dir / "stdp.csv")
     write_csv(startup, bench_dir / "startup.csv")
     write_csv(dispatch, bench_dir / "dispatch.csv")
     text = "\n\n".join([
@@ -92,6 +94,9 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
         "`psn`: spikingjelly's PSN (no reset: one T x T matmul). On a GPU: "
         "`spikesweep bench neuron --device cuda`.",
         table(neuron),
+        "STDP (method=bp_stdp): the weight update of `mnist_stdp_cnn`'s convs from the same recorded spikes, "
+        "spikingjelly's multi-step STDPLearner vs spikesweep's BatchedSTDPLearner (docs/stdbp.md).",
+        table(stdp),
         "## 3. Startup",
         table(startup),
         "## 4. Sweep dispatch",

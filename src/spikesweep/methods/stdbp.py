@@ -6,7 +6,8 @@
 - snn_scratch: surrogate-gradient training with the loss on the output firing rate: MSE to the one-hot
   label (seed 004's choice) or cross-entropy (the engine's default).
 - bp_stdp: the model's `stdp_pairs` (synapse, neuron) learn by STDP while the rest learns by backprop, with
-  one optimizer: before each step the backprop gradient of those synapses is replaced by -dw from STDP.
+  one optimizer: before each step the backprop gradient of those synapses is replaced by -dw from STDP
+  (spikingjelly's rule, summed over T in one pass: spiking/stdp.py).
 """
 
 import copy
@@ -20,11 +21,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from spikingjelly.activation_based import ann2snn, functional
-from spikingjelly.activation_based.learning import STDPLearner
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from spikesweep.spiking import is_spiking_neuron
+from spikesweep.spiking.stdp import BatchedSTDPLearner
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class BPSTDP:
     def __init__(self, tau_pre: float, tau_post: float, w_min: float, w_max: float) -> None:
         self.tau_pre, self.tau_post = tau_pre, tau_post
         self.bound: Callable[[torch.Tensor], torch.Tensor] = lambda w: w.clamp(w_min, w_max)
-        self.learners: list[STDPLearner] = []
+        self.learners: list[BatchedSTDPLearner] = []
 
     def attach(self, model: nn.Module, device: torch.device) -> None:
         """One learner per pair; it records spikes in training only (evaluation batches must not pile up)."""
@@ -181,7 +182,7 @@ class BPSTDP:
         if not pairs:
             raise ValueError(f"method=bp_stdp needs a model listing (synapse, neuron) in stdp_pairs; {type(model).__name__} has none")
         self.learners = [
-            STDPLearner("m", synapse, sn, self.tau_pre, self.tau_post, f_pre=self.bound, f_post=self.bound)
+            BatchedSTDPLearner(synapse, sn, self.tau_pre, self.tau_post, f_pre=self.bound, f_post=self.bound)
             for synapse, sn in pairs
         ]
 
