@@ -115,8 +115,9 @@ def train(
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
         (run_dir / "git.txt").write_text(git_description())
-    if cfg.trainer.compile:  # a persistent compile cache: the second run of a shape starts fast
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(cfg.paths.cache_dir).resolve() / "inductor"))
+    # one persistent compile cache for whole-model compile and the `compile` neuron backend alike, in the
+    # project's cache rather than /tmp: the second run of a shape skips Inductor's code generation
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(cfg.paths.cache_dir).resolve() / "inductor"))
     try:
         seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
         bundle = build_datasets(cfg.dataset, cfg.paths.data_dir)

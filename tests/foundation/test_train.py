@@ -130,9 +130,13 @@ def test_held_out_split_is_fixed_disjoint_and_complete():
 
 @pytest.mark.slow
 def test_default_backend_on_cpu_trains_like_the_eager_reference(tmp_path, monkeypatch):
-    """Users get `backend: auto` = compile (the suite forces torch for speed): same run, same numbers."""
+    """Users get `backend: auto` = compile (the suite forces torch for speed): same run, same numbers, and
+    the compiled loops' Inductor cache goes to paths.cache_dir, not /tmp."""
     eager = _train(tmp_path / "eager", "trainer.epochs=2")
     monkeypatch.delenv("SPIKESWEEP_AUTO_BACKEND")  # auto picks compile on CPU (tests/spiking/test_backends.py)
-    compiled = _train(tmp_path / "auto", "trainer.epochs=2")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")  # restored after the test, whatever the run sets
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    compiled = _train(tmp_path / "auto", "trainer.epochs=2", f"paths.cache_dir={tmp_path / 'cache'}")
     for key in ("train_loss", "test_loss", "test_top1", "firing_rate"):
         assert compiled["final"][key] == pytest.approx(eager["final"][key], rel=1e-4, abs=1e-4), key
+    assert any((tmp_path / "cache" / "inductor").rglob("*.py"))  # the generated kernels

@@ -72,6 +72,13 @@ def _compiled(fn: Callable) -> Callable:
     return torch.compile(fn)
 
 
+def _flat(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Every layer's neurons as one dynamic dimension: one compiled graph per direction and T serves every
+    layer shape and batch size, so a new process traces two loops instead of one per shape."""
+    torch._dynamo.maybe_mark_dynamic(t, dim)
+    return t
+
+
 class _LIFFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq: torch.Tensor, v: torch.Tensor, surrogate: Any, d: _Dynamics):
@@ -88,7 +95,8 @@ class _LIFFunction(torch.autograd.Function):
         grad_v = torch.zeros_like(h_seq[0]) if grad_v is None else grad_v
         sg = ctx.surrogate
         grad_x, grad_v0 = _compiled(_backward_loop)(
-            grad_s.contiguous(), grad_v, h_seq, spikes, type(sg).primitive_function, dict(sg._sg_params), d
+            _flat(grad_s.contiguous(), 1), _flat(grad_v, 0), _flat(h_seq, 1), _flat(spikes, 1),
+            type(sg).primitive_function, dict(sg._sg_params), d,
         )
         return grad_x, grad_v0, None, None
 
@@ -111,11 +119,13 @@ class CompiledLIF(base.MemoryModule):
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         v = self.v if isinstance(self.v, torch.Tensor) else torch.full_like(x_seq[0], self.v)
-        if torch.is_grad_enabled() and (x_seq.requires_grad or v.requires_grad):
-            spikes, self.v = _LIFFunction.apply(x_seq, v, self.surrogate_function, self.dynamics)
+        x, v = _flat(x_seq.reshape(len(x_seq), -1), 1), _flat(v.reshape(-1), 0)
+        if torch.is_grad_enabled() and (x.requires_grad or v.requires_grad):
+            spikes, v = _LIFFunction.apply(x, v, self.surrogate_function, self.dynamics)
         else:  # inference: nothing to keep for a backward
-            spikes, _, self.v = _compiled(_forward_loop)(x_seq, v, self.dynamics)
-        return spikes
+            spikes, _, v = _compiled(_forward_loop)(x, v, self.dynamics)
+        self.v = v.view(x_seq.shape[1:])
+        return spikes.view(x_seq.shape)
 
     def extra_repr(self) -> str:
         d = self.dynamics
