@@ -120,3 +120,12 @@ def test_startup_benchmark_reports_wall_and_cpu_seconds():
     assert [r["case"] for r in rows] == ["spikesweep list", "spikesweep train, 1 step + eval (digits)"]
     assert all(r["seconds"] > 0 and 0 < r["cpu_s"] for r in rows)
     assert rows[1]["cpu_s"] > rows[0]["cpu_s"]  # a training run does strictly more than listing
+
+
+def test_model_section_runs_a_paper_model_on_the_default_neuron_against_eager_lif():
+    from spikesweep.bench.model import PAPER_MODELS, bench_paper_models
+
+    assert PAPER_MODELS == ("survey_cf10", "spikingformer_4_384", "sdtv3_s", "msresnet18")  # the four
+    rows = bench_paper_models(("survey_cf10",), batch=2, steps=1, warmup=0)
+    assert [(r["model"], r["neuron"], r["T"]) for r in rows] == [("survey_cf10", "eager_lif", 4), ("survey_cf10", "lif", 4)]
+    assert rows[0]["speedup"] == 1.0 and all(r["samples_per_s"] > 0 and r["peak_mib"] > 0 for r in rows)

@@ -67,6 +67,7 @@ def regressions(rows: list[dict], baseline: Path, min_ms: float = 5.0) -> list[s
 
 def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = None) -> str:
     from spikesweep.bench.dispatch import bench_dispatch
+    from spikesweep.bench.model import bench_paper_models
     from spikesweep.bench.neuron import available_backends, bench_neuron, plot
     from spikesweep.bench.startup import bench_startup
     from spikesweep.bench.stdp import bench_stdp
@@ -74,6 +75,7 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
     bench_dir = root / "bench"
     backends = backends or (("torch", "psn") if quick else available_backends())
     neuron, stdp = bench_neuron(quick, backends), bench_stdp(quick)
+    models = [] if quick else bench_paper_models()
     startup, dispatch = bench_startup(repeats=2 if quick else 5), bench_dispatch(100)
     name = "neuron-quick.csv" if quick else "neuron.csv"
     failed = regressions(neuron, bench_dir / name) if quick else []
@@ -82,6 +84,7 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
     if not quick:
         plot(neuron, bench_dir / "neuron.png")
         write_csv(stdp, bench_dir / "stdp.csv")
+        write_csv(models, bench_dir / "models.csv")
     write_csv(startup, bench_dir / "startup.csv")
     write_csv(dispatch, bench_dir / "dispatch.csv")
     text = "\n\n".join([
@@ -97,12 +100,17 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
         "STDP (method=bp_stdp): the weight update of `mnist_stdp_cnn`'s convs from the same recorded spikes, "
         "spikingjelly's multi-step STDPLearner vs spikesweep's BatchedSTDPLearner (docs/stdbp.md).",
         table(stdp),
+        "## 2. Model train steps",
+        table(models) if models else "Full report only (`make bench`): minutes on a CPU.",
+        "The papers' models at T=4, 32x32, batch 8, as a user gets them (`neuron: lif`, `backend: auto`, "
+        "float32) against the same architecture on spikingjelly's eager LIFNode (`eager_lif`); peak memory is "
+        "what one train step adds; the `_pct` columns split the eager model's profiled self time.",
         "## 3. Startup",
         table(startup),
         "## 4. Sweep dispatch",
         table(dispatch),
-        "Model train steps (section 2) and data loaders (section 5) are measured per model and dataset: "
-        "`spikesweep bench model model=spikingformer_4_384 dataset=cifar10 --compile` and "
+        "Other models, whole-model compile and bf16 (section 2), and data loaders (section 5) are measured per "
+        "model and dataset: `spikesweep bench model model=spikingformer_4_384 dataset=cifar10 --compile` and "
         "`spikesweep bench data dataset=cifar10_dvs trainer.num_workers=8`.",
     ])
     if failed:
