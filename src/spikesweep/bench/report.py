@@ -113,6 +113,9 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
         "model and dataset: `spikesweep bench model model=spikingformer_4_384 dataset=cifar10 --compile` and "
         "`spikesweep bench data dataset=cifar10_dvs trainer.num_workers=8`.",
     ])
+    notes = bench_dir / "notes.md"  # what was measured by hand (profiles, GPU runs): kept across regenerations
+    if not quick and notes.exists():
+        text += "\n\n" + notes.read_text().strip()
     if failed:
         text += "\n\n## Regressions\n" + "\n".join(f"- {f}" for f in failed)
     report = root / ("BENCHMARKS.quick.md" if quick else "BENCHMARKS.md")
