@@ -5,7 +5,9 @@ import math
 import pytest
 import torch
 
-from spikesweep.spiking.surrogate import IntegerSurrogate, build_surrogate, staircase_error, surrogate_names
+from spikesweep.spiking.surrogate import (
+    IntegerSurrogate, build_surrogate, derivative_of, staircase_error, surrogate_names,
+)
 
 OURS = ["rectangle", "triangle", "trapezoid", "super_spike", "ste", "err_atan", "err_rect"]
 BINARY = [n for n in surrogate_names() if n not in ("ste", "err_atan", "err_rect")]
@@ -47,6 +49,24 @@ def test_spikingjelly_surrogates_match_their_primitives(name, primitive):
     y = x.detach().clone().requires_grad_(True)
     primitive(y).sum().backward()
     assert torch.allclose(x.grad, y.grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", BINARY)
+def test_closed_form_derivative_equals_the_surrogates_backward_and_the_primitives_derivative(name):
+    """What the compile backend runs in its backward loop: spikingjelly's own backward (float32) and the
+    primitive's autograd derivative (float64)."""
+    s = build_surrogate({"name": name, "width": 0.7})
+    derivative = derivative_of(s)
+    for dtype, tolerance in ((torch.float32, 1e-6), (torch.float64, 1e-12)):
+        x = _points(s).to(dtype)
+        assert torch.allclose(derivative(x, **s._sg_params), _grad(s, x), atol=tolerance), (name, dtype)
+    y = _points(s).requires_grad_(True)
+    s.primitive_function(y, **s._sg_params).sum().backward()
+    assert torch.allclose(derivative(y.detach(), **s._sg_params), y.grad, atol=1e-9), name
+
+
+def test_integer_surrogates_have_no_binary_derivative():
+    assert derivative_of(build_surrogate({"name": "err_atan"})) is None
 
 
 def _grad(surrogate, x: torch.Tensor) -> torch.Tensor:

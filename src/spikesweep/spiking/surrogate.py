@@ -39,9 +39,10 @@ class _SpikeFn(torch.autograd.Function):
 class Surrogate(nn.Module):
     """Exact spikes forward, `grad(x)` backward; `primitive(x)` is the smooth function `grad` derives from.
 
-    Binary surrogates keep their parameters in `_sg_params` and their primitive as a static
-    `primitive_function(x, **params)`, the same convention as spikingjelly's, so fused code paths (the
-    `compile` backend) can treat ours and theirs alike.
+    Binary surrogates keep their parameters in `_sg_params`, their primitive as a static
+    `primitive_function(x, **params)` (spikingjelly's convention) and its closed-form derivative as a static
+    `derivative_function(x, **params)`, so fused code paths (the `compile` backend) can treat ours and
+    spikingjelly's alike (`derivative_of`).
     """
 
     integer = False  # True for surrogates of the integer quantiser (MultiSpike neurons)
@@ -53,7 +54,7 @@ class Surrogate(nn.Module):
         return (x >= 0).to(x.dtype)
 
     def grad(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        return self.derivative_function(x, **self._sg_params)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return self.primitive_function(x, **self._sg_params)
@@ -76,8 +77,8 @@ class Rectangle(Surrogate):
         _positive("rectangle", width=width)
         self._sg_params = {"width": float(width)}
 
-    def grad(self, x):
-        width = self._sg_params["width"]
+    @staticmethod
+    def derivative_function(x, width: float):
         return (x.abs() < width / 2).to(x.dtype) / width
 
     @staticmethod
@@ -93,9 +94,9 @@ class Triangle(Surrogate):
         _positive("triangle", gamma=gamma, width=width)
         self._sg_params = {"gamma": float(gamma) * float(width)}
 
-    def grad(self, x):
-        g = self._sg_params["gamma"]
-        return torch.clamp(g - x.abs(), min=0.0) / g**2
+    @staticmethod
+    def derivative_function(x, gamma: float):
+        return torch.clamp(gamma - x.abs(), min=0.0) / gamma**2
 
     @staticmethod
     def primitive_function(x, gamma: float):
@@ -116,8 +117,8 @@ class Trapezoid(Surrogate):
             raise ValueError(f"surrogate 'trapezoid': ramp ({ramp}) must not exceed 1 (it is a fraction of the width)")
         self._sg_params = {"width": float(width), "ramp": float(ramp) * float(width)}
 
-    def grad(self, x):
-        width, ramp = self._sg_params["width"], self._sg_params["ramp"]
+    @staticmethod
+    def derivative_function(x, width: float, ramp: float):
         return torch.clamp((width / 2 + ramp / 2 - x.abs()) / ramp, 0.0, 1.0) / width
 
     @staticmethod
@@ -141,8 +142,8 @@ class SuperSpike(Surrogate):
         _positive("super_spike", alpha=alpha, width=width)
         self._sg_params = {"alpha": float(alpha), "width": float(width)}
 
-    def grad(self, x):
-        alpha, width = self._sg_params["alpha"], self._sg_params["width"]
+    @staticmethod
+    def derivative_function(x, alpha: float, width: float):
         return alpha * width / (x.abs() + width) ** 2
 
     @staticmethod
@@ -255,6 +256,44 @@ def _atan_width(max_value: int, eps: float, band: float) -> float:
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if error(mid) <= eps else (lo, mid)
     return lo
+
+
+def _sigmoid_derivative(x, alpha: float):
+    s = torch.sigmoid(alpha * x)
+    return alpha * s * (1.0 - s)
+
+
+def _atan_derivative(x, alpha: float):
+    return alpha / 2 / (1 + (math.pi / 2 * alpha * x) ** 2)
+
+
+def _piecewise_quadratic_derivative(x, alpha: float):
+    return torch.clamp(alpha - alpha**2 * x.abs(), min=0.0)
+
+
+def _erf_derivative(x, alpha: float):
+    return torch.exp(-((alpha * x) ** 2)) * (alpha / math.sqrt(math.pi))
+
+
+def _softsign_derivative(x, alpha: float):
+    return 1 / (2 * alpha * (1 / alpha + x.abs()) ** 2)
+
+
+# spikingjelly's backward formulas (its *_backward functions), without the grad_output factor
+SPIKINGJELLY_DERIVATIVES: Mapping[type, Callable[..., torch.Tensor]] = {
+    sj.Sigmoid: _sigmoid_derivative,
+    sj.ATan: _atan_derivative,
+    sj.PiecewiseQuadratic: _piecewise_quadratic_derivative,
+    sj.Erf: _erf_derivative,
+    sj.SoftSign: _softsign_derivative,
+}
+
+
+def derivative_of(surrogate: nn.Module) -> Callable[..., torch.Tensor] | None:
+    """`derivative(x, **surrogate._sg_params)` of a binary surrogate, ours or spikingjelly's; None if unknown."""
+    if is_integer(surrogate) or not hasattr(surrogate, "_sg_params"):
+        return None
+    return getattr(type(surrogate), "derivative_function", None) or SPIKINGJELLY_DERIVATIVES.get(type(surrogate))
 
 
 SURROGATES: dict[str, Callable[..., nn.Module]] = {

@@ -9,8 +9,10 @@ Inductor's generated backward re-reads every per-step intermediate. Here the for
     dL/dv_{t-1} = dL/dh_t (1 - 1/tau; 1 for IF)
 
 with dv_t/dh_t = 1 - s_t (hard reset, detached), 1 - s_t + (v_reset - h_t) sg (hard, attached), 1 (soft,
-detached), 1 - th sg (soft, attached). sg is the derivative of the surrogate's primitive (forward-mode,
-inside the compiled loop). Same state and maths as spikingjelly's torch reference, checked by parity tests.
+detached), 1 - th sg (soft, attached). sg is the surrogate's closed-form derivative (`derivative_of`), fused
+into the loop; a forward-mode derivative of the primitive (torch.func.jvp) would do too, but Dynamo
+specialises it to one tensor size, i.e. one compiled backward per layer shape. Same state and maths as
+spikingjelly's torch reference, checked by parity tests.
 """
 
 import functools
@@ -19,6 +21,8 @@ from typing import Any, NamedTuple
 
 import torch
 from spikingjelly.activation_based import base
+
+from spikesweep.spiking.surrogate import derivative_of
 
 
 class _Dynamics(NamedTuple):
@@ -48,13 +52,12 @@ def _forward_loop(x_seq: torch.Tensor, v: torch.Tensor, d: _Dynamics) -> tuple[t
 
 def _backward_loop(
     grad_s: torch.Tensor, grad_v: torch.Tensor, h_seq: torch.Tensor, s_seq: torch.Tensor,
-    primitive: Callable[..., torch.Tensor], sg_params: dict[str, float], d: _Dynamics,
+    derivative: Callable[..., torch.Tensor], sg_params: dict[str, float], d: _Dynamics,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     grads_x = []
     for t in range(len(h_seq) - 1, -1, -1):
         h, s = h_seq[t], s_seq[t]
-        # the surrogate's gradient as the forward derivative of its primitive: fused into this loop
-        _, sg = torch.func.jvp(lambda u: primitive(u, **sg_params), (h - d.v_threshold,), (torch.ones_like(h),))
+        sg = derivative(h - d.v_threshold, **sg_params)
         if d.v_reset is None:
             dv_dh = 1.0 if d.detach_reset else 1.0 - d.v_threshold * sg
         else:
@@ -96,7 +99,7 @@ class _LIFFunction(torch.autograd.Function):
         sg = ctx.surrogate
         grad_x, grad_v0 = _compiled(_backward_loop)(
             _flat(grad_s.contiguous(), 1), _flat(grad_v, 0), _flat(h_seq, 1), _flat(spikes, 1),
-            type(sg).primitive_function, dict(sg._sg_params), d,
+            derivative_of(sg), dict(sg._sg_params), d,
         )
         return grad_x, grad_v0, None, None
 
@@ -107,8 +110,9 @@ class CompiledLIF(base.MemoryModule):
         detach_reset: bool,
     ) -> None:
         super().__init__()
-        if not hasattr(surrogate, "primitive_function"):
-            raise ValueError(f"the compile backend needs a surrogate with a primitive; {type(surrogate).__name__} has none")
+        if derivative_of(surrogate) is None:
+            raise ValueError(f"the compile backend needs a binary surrogate with a closed-form derivative; "
+                             f"{type(surrogate).__name__} has none")
         self.surrogate_function = surrogate
         self.dynamics = _Dynamics(
             None if tau is None else 1.0 / float(tau), float(v_threshold), None if v_reset is None else float(v_reset),
