@@ -129,3 +129,12 @@ def test_model_section_runs_a_paper_model_on_the_default_neuron_against_eager_li
     rows = bench_paper_models(("survey_cf10",), batch=2, steps=1, warmup=0)
     assert [(r["model"], r["neuron"], r["T"]) for r in rows] == [("survey_cf10", "eager_lif", 4), ("survey_cf10", "lif", 4)]
     assert rows[0]["speedup"] == 1.0 and all(r["samples_per_s"] > 0 and r["peak_mib"] > 0 for r in rows)
+
+
+def test_data_section_measures_the_datasets_present_and_names_the_absent(tmp_path, monkeypatch):
+    from spikesweep.bench.data import bench_datasets
+
+    monkeypatch.setenv("SPIKESWEEP_DATA", str(tmp_path))  # no files: only the embedded digits are here
+    rows, absent = bench_datasets(2, {"digits": "small_cnn", "cifar10": "small_cnn"})
+    assert [r["dataset"] for r in rows] == ["digits"] and absent == ["cifar10"]
+    assert rows[0]["loader_samples_per_s"] > 0 and rows[0]["ratio"] > 0

@@ -71,3 +71,28 @@ def bench_data(cfg: DictConfig, batches: int) -> dict[str, Any]:
         "step_samples_per_s": round(step_rate, 1),
         "ratio": round(loader_rate / step_rate, 2),
     }
+
+
+# The report's section 5: every dataset whose files are on this machine, each with a small model that
+# takes its input (a static or event image: small_cnn; a sequence: spiking_mlp)
+REPORT_DATASETS = {
+    "digits": "small_cnn", "mnist": "small_cnn", "cifar10": "small_cnn", "cifar100": "small_cnn",
+    "cifar10_dvs": "small_cnn", "dvs128_gesture": "small_cnn", "shd": "spiking_mlp", "ssc": "spiking_mlp",
+    "seq_cifar10": "spiking_mlp",
+}
+
+
+def bench_datasets(batches: int = 10, datasets: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """bench_data for each dataset present under paths.data_dir (the digits are embedded); the rows, and the
+    names of the datasets whose files are not here."""
+    from spikesweep.compose import compose_config
+    from spikesweep.data.registry import DataError
+
+    rows, absent = [], []
+    for name, model in (datasets or REPORT_DATASETS).items():
+        cfg = compose_config([f"dataset={name}", f"model={model}", "trainer.num_workers=2"])
+        try:
+            rows.append(bench_data(cfg, batches))
+        except DataError:
+            absent.append(name)
+    return rows, absent

@@ -66,6 +66,7 @@ def regressions(rows: list[dict], baseline: Path, min_ms: float = 5.0) -> list[s
 
 
 def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = None) -> str:
+    from spikesweep.bench.data import bench_datasets
     from spikesweep.bench.dispatch import bench_dispatch
     from spikesweep.bench.model import bench_paper_models
     from spikesweep.bench.neuron import available_backends, bench_neuron, plot
@@ -76,6 +77,7 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
     backends = backends or (("torch", "psn") if quick else available_backends())
     neuron, stdp = bench_neuron(quick, backends), bench_stdp(quick)
     models = [] if quick else bench_paper_models()
+    loaders, absent = bench_datasets(3 if quick else 20)
     startup, dispatch = bench_startup(repeats=2 if quick else 5), bench_dispatch(100)
     name = "neuron-quick.csv" if quick else "neuron.csv"
     failed = regressions(neuron, bench_dir / name) if quick else []
@@ -87,6 +89,7 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
         write_csv(models, bench_dir / "models.csv")
     write_csv(startup, bench_dir / "startup.csv")
     write_csv(dispatch, bench_dir / "dispatch.csv")
+    write_csv(loaders, bench_dir / "data.csv")
     text = "\n\n".join([
         "# Benchmarks",
         f"Machine: {machine()}. Medians of repeated runs after warm-up; speed-ups are against a baseline "
@@ -109,9 +112,14 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
         table(startup),
         "## 4. Sweep dispatch",
         table(dispatch),
-        "Other models, whole-model compile and bf16 (section 2), and data loaders (section 5) are measured per "
-        "model and dataset: `spikesweep bench model model=spikingformer_4_384 dataset=cifar10 --compile` and "
-        "`spikesweep bench data dataset=cifar10_dvs trainer.num_workers=8`.",
+        "## 5. Data loaders",
+        table(loaders),
+        "Each dataset present under `paths.data_dir` (not here: " + (", ".join(absent) or "none") + "): "
+        "samples/s of the real train loader (2 workers, its augmentation) against samples/s of a small "
+        "model's train step on this device; `ratio` >= 2 means the loader will not limit training.",
+        "Other models, whole-model compile and bf16 (section 2), and other loader settings (section 5) are "
+        "measured per model and dataset: `spikesweep bench model model=spikingformer_4_384 dataset=cifar10 "
+        "--compile` and `spikesweep bench data dataset=cifar10_dvs trainer.num_workers=8`.",
     ])
     notes = bench_dir / "notes.md"  # what was measured by hand (profiles, GPU runs): kept across regenerations
     if not quick and notes.exists():
