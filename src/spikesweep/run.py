@@ -115,9 +115,10 @@ def train(
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
         (run_dir / "git.txt").write_text(git_description())
-    # one persistent compile cache for whole-model compile and the `compile` neuron backend alike, in the
-    # project's cache rather than /tmp: the second run of a shape skips Inductor's code generation
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(cfg.paths.cache_dir).resolve() / "inductor"))
+    # One persistent compile cache for whole-model compile and the `compile` neuron backend alike, in the
+    # project's cache rather than /tmp: a later run of a shape skips the compilation. Set, not defaulted:
+    # importing torch's compiler already wrote its /tmp default into the environment.
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(cfg.paths.cache_dir).resolve() / "inductor")
     try:
         seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
         bundle = build_datasets(cfg.dataset, cfg.paths.data_dir)

@@ -30,6 +30,6 @@ def test_ema_mixup_clip_blr_and_warmup_run_together(tmp_path):
 
 @pytest.mark.slow
 def test_torch_compile_trains(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
-    summary = train(compose(*SMOKE, "trainer.compile=true"), tmp_path / "run", [])
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")  # restored after the test, whatever the run sets
+    summary = train(compose(*SMOKE, "trainer.compile=true", f"paths.cache_dir={tmp_path / 'cache'}"), tmp_path / "run", [])
     assert summary["status"] == "completed"

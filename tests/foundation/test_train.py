@@ -134,9 +134,9 @@ def test_default_backend_on_cpu_trains_like_the_eager_reference(tmp_path, monkey
     the compiled loops' Inductor cache goes to paths.cache_dir, not /tmp."""
     eager = _train(tmp_path / "eager", "trainer.epochs=2")
     monkeypatch.delenv("SPIKESWEEP_AUTO_BACKEND")  # auto picks compile on CPU (tests/spiking/test_backends.py)
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")  # restored after the test, whatever the run sets
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/tmp/elsewhere")  # the config wins; restored after the test
     compiled = _train(tmp_path / "auto", "trainer.epochs=2", f"paths.cache_dir={tmp_path / 'cache'}")
     for key in ("train_loss", "test_loss", "test_top1", "firing_rate"):
         assert compiled["final"][key] == pytest.approx(eager["final"][key], rel=1e-4, abs=1e-4), key
     assert any((tmp_path / "cache" / "inductor").rglob("*.py"))  # the generated kernels
+    assert any((tmp_path / "cache" / "inductor" / "spikesweep_loops").glob("*.bin"))  # the loops, traced

@@ -15,13 +15,13 @@ specialises it to one tensor size, i.e. one compiled backward per layer shape. S
 spikingjelly's torch reference, checked by parity tests.
 """
 
-import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 from spikingjelly.activation_based import base
 
+from spikesweep.spiking.neurons.loop_cache import run_compiled
 from spikesweep.spiking.surrogate import derivative_of
 
 
@@ -68,24 +68,10 @@ def _backward_loop(
     return torch.stack(grads_x[::-1]), grad_v
 
 
-@functools.cache
-def _compiled(fn: Callable) -> Callable:
-    """Made on first use: torch.compile imports dynamo and inductor (seconds), which runs on other backends
-    should not wait for."""
-    return torch.compile(fn)
-
-
-def _flat(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """Every layer's neurons as one dynamic dimension: one compiled graph per direction and T serves every
-    layer shape and batch size, so a new process traces two loops instead of one per shape."""
-    torch._dynamo.maybe_mark_dynamic(t, dim)
-    return t
-
-
 class _LIFFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq: torch.Tensor, v: torch.Tensor, surrogate: Any, d: _Dynamics):
-        spikes, h_seq, v_out = _compiled(_forward_loop)(x_seq, v, d)
+        spikes, h_seq, v_out = run_compiled(_forward_loop, x_seq, v, d)
         ctx.save_for_backward(h_seq, spikes)
         ctx.surrogate, ctx.dynamics = surrogate, d
         return spikes, v_out
@@ -97,9 +83,8 @@ class _LIFFunction(torch.autograd.Function):
         grad_s = torch.zeros_like(h_seq) if grad_s is None else grad_s
         grad_v = torch.zeros_like(h_seq[0]) if grad_v is None else grad_v
         sg = ctx.surrogate
-        grad_x, grad_v0 = _compiled(_backward_loop)(
-            _flat(grad_s.contiguous(), 1), _flat(grad_v, 0), _flat(h_seq, 1), _flat(spikes, 1),
-            derivative_of(sg), dict(sg._sg_params), d,
+        grad_x, grad_v0 = run_compiled(
+            _backward_loop, grad_s.contiguous(), grad_v, h_seq, spikes, derivative_of(sg), dict(sg._sg_params), d
         )
         return grad_x, grad_v0, None, None
 
@@ -123,11 +108,11 @@ class CompiledLIF(base.MemoryModule):
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         v = self.v if isinstance(self.v, torch.Tensor) else torch.full_like(x_seq[0], self.v)
-        x, v = _flat(x_seq.reshape(len(x_seq), -1), 1), _flat(v.reshape(-1), 0)
+        x, v = x_seq.reshape(len(x_seq), -1), v.reshape(-1)  # [T, N], N dynamic (loop_cache.py)
         if torch.is_grad_enabled() and (x.requires_grad or v.requires_grad):
             spikes, v = _LIFFunction.apply(x, v, self.surrogate_function, self.dynamics)
         else:  # inference: nothing to keep for a backward
-            spikes, _, v = _compiled(_forward_loop)(x, v, self.dynamics)
+            spikes, _, v = run_compiled(_forward_loop, x, v, self.dynamics)
         self.v = v.view(x_seq.shape[1:])
         return spikes.view(x_seq.shape)
 

@@ -1,0 +1,67 @@
+"""The compile backend's loops are traced once per machine: a later process loads them, untraced, and a
+broken file is compiled afresh and replaced. Each case runs in fresh processes, as users' runs do."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+# Trains two layer shapes and evaluates a third under inference_mode, on the compile backend and on the
+# eager reference; prints whether they agree and how many graphs Dynamo traced in this process.
+SCRIPT = """
+import json, torch
+from spikesweep.spiking import build_neuron, build_surrogate
+sg = build_surrogate({"name": "atan"})
+compiled, reference = (build_neuron({"name": "lif", "backend": b}, sg)() for b in ("compile", "torch"))
+same = True
+for shape in [(4, 8, 16), (4, 3, 5)]:
+    x = torch.randn(shape).mul(1.5).requires_grad_(True)
+    y = x.detach().clone().requires_grad_(True)
+    a, b = compiled(x), reference(y)
+    a.sum().backward(); b.sum().backward()
+    compiled.reset(); reference.reset()
+    same &= torch.equal(a, b) and torch.allclose(x.grad, y.grad, atol=1e-6)
+with torch.inference_mode():
+    x = torch.randn(4, 6, 7)
+    same &= torch.equal(compiled(x), reference(x))
+print(json.dumps({"same": bool(same), "traced": torch._dynamo.utils.counters["stats"]["unique_graphs"]}))
+"""
+
+
+def _run(cache) -> dict:
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache)}
+    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_a_second_process_loads_the_loops_without_tracing_and_a_broken_file_is_replaced(tmp_path):
+    first = _run(tmp_path)
+    files = sorted((tmp_path / "spikesweep_loops").glob("*.bin"))
+    assert first == {"same": True, "traced": 3} and len(files) == 3  # forward, backward, inference forward
+    assert _run(tmp_path) == {"same": True, "traced": 0}
+    files[0].write_bytes(b"not a compiled function")
+    assert _run(tmp_path) == {"same": True, "traced": 1}
+    assert _run(tmp_path) == {"same": True, "traced": 0}  # the broken file was replaced
+
+
+def _doubled(x):
+    return x * 2
+
+
+@pytest.mark.slow
+def test_a_saved_loop_whose_guards_refuse_the_call_falls_back_to_compiling(tmp_path, monkeypatch):
+    """Strides are not in the file name; the saved loop's guards check them."""
+    import torch
+
+    from spikesweep.spiking.neurons import loop_cache
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(loop_cache, "_LOADED", {})
+    x = torch.arange(6.0).reshape(2, 3)
+    assert torch.equal(loop_cache.run_compiled(_doubled, x), 2 * x)
+    transposed = torch.arange(6.0).reshape(3, 2).t()  # the same shape, not contiguous
+    assert torch.equal(loop_cache.run_compiled(_doubled, transposed), 2 * transposed)
+    assert list(loop_cache._LOADED.values()) == [None]  # refused by its guards, compiled instead
