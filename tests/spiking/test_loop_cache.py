@@ -40,7 +40,7 @@ def _run(cache) -> dict:
 def test_a_second_process_loads_the_loops_without_tracing_and_a_broken_file_is_replaced(tmp_path):
     first = _run(tmp_path)
     files = sorted((tmp_path / "spikesweep_loops").glob("*.bin"))
-    assert first == {"same": True, "traced": 3} and len(files) == 3  # forward, backward, inference forward
+    assert first == {"same": True, "traced": 5} and len(files) == 5  # per shape: forward, backward; inference
     assert _run(tmp_path) == {"same": True, "traced": 0}
     files[0].write_bytes(b"not a compiled function")
     assert _run(tmp_path) == {"same": True, "traced": 1}

@@ -108,7 +108,7 @@ class CompiledLIF(base.MemoryModule):
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         v = self.v if isinstance(self.v, torch.Tensor) else torch.full_like(x_seq[0], self.v)
-        x, v = x_seq.reshape(len(x_seq), -1), v.reshape(-1)  # [T, N], N dynamic (loop_cache.py)
+        x, v = x_seq.reshape(len(x_seq), -1), v.reshape(-1)  # [T, N]: elementwise, so the layout is free
         if torch.is_grad_enabled() and (x.requires_grad or v.requires_grad):
             spikes, v = _LIFFunction.apply(x, v, self.surrogate_function, self.dynamics)
         else:  # inference: nothing to keep for a backward

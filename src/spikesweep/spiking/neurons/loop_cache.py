@@ -6,12 +6,12 @@ job of a sweep) pays for the forward, the backward and the evaluation loop. torc
 compilation (`torch.compile(...).aot_compile`, saved with `save_compiled_function`) stores the traced
 and compiled loop with its guards; a later process loads it in milliseconds. Files live in
 $TORCHINDUCTOR_CACHE_DIR/spikesweep_loops (run.py points that at `paths.cache_dir`); without it, or when a
-saved loop's guards refuse a call, the loop is compiled as usual. Every loop takes its tensors as
-[T, N] (or [N]) with N dynamic, so one file serves every layer shape and batch size.
+saved loop's guards refuse a call, the loop is compiled as usual. Shapes stay static (one file per layer
+shape): Inductor's kernels over a symbolic size ran 10-20 % slower on the CPU (BENCHMARKS.md notes).
 
 A loaded loop checks its tensors' metadata but not Python values it read while traced, so the file name
 carries them: the loop's source and the surrogates', torch's version, every non-tensor argument's value
-and each tensor's dtype, device, T, requires_grad and inference flag. The loops read no globals.
+and each tensor's dtype, device, shape, requires_grad and inference flag. The loops read no globals.
 """
 
 import functools
@@ -27,10 +27,6 @@ _GUARD_FAILED = "GuardManager check failed"
 _SOURCES = tuple(Path(__file__).parent.parent / name for name in ("neurons/compiled.py", "surrogate.py"))
 
 
-def _dynamic_dim(t: torch.Tensor) -> int:
-    return t.dim() - 1  # N: the last dimension of [T, N] and of [N]
-
-
 @functools.cache
 def _jit(fn: Callable) -> Callable:
     """Made on first use: torch.compile imports Dynamo and Inductor (seconds), which runs on other
@@ -39,9 +35,6 @@ def _jit(fn: Callable) -> Callable:
 
 
 def _run_jit(fn: Callable, args: tuple[Any, ...]) -> Any:
-    for a in args:
-        if isinstance(a, torch.Tensor):
-            torch._dynamo.maybe_mark_dynamic(a, _dynamic_dim(a))
     return _jit(fn)(*args)
 
 
@@ -51,10 +44,9 @@ def _source_digest() -> str:
 
 
 def _describe(a: Any) -> Any:
-    """What a saved loop's guards depend on: tensor metadata with N left out, values of the rest."""
+    """What a saved loop's guards depend on: tensor metadata, the values of the rest."""
     if isinstance(a, torch.Tensor):
-        return ("tensor", a.dtype, a.device.type, a.dim(), a.shape[0] if a.dim() > 1 else None,
-                a.requires_grad, a.is_inference())
+        return ("tensor", a.dtype, a.device.type, tuple(a.shape), a.requires_grad, a.is_inference())
     if callable(a):
         return (a.__module__, a.__qualname__)
     return a
@@ -72,12 +64,7 @@ def _load_or_compile(fn: Callable, args: tuple[Any, ...], path: Path) -> Callabl
                 return torch.compiler.load_compiled_function(f)
         except Exception:  # noqa: BLE001 - a stale or foreign file: compile afresh and replace it
             pass
-    example = tuple(a.detach().clone().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a
-                    for a in args)
-    for a in example:  # marked copies: a saved loop refuses tensors marked at run time
-        if isinstance(a, torch.Tensor):
-            torch._dynamo.mark_dynamic(a, _dynamic_dim(a))
-    compiled = torch.compile(fn, fullgraph=True).aot_compile((example, {}))
+    compiled = torch.compile(fn, fullgraph=True, dynamic=False).aot_compile((args, {}))
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     compiled.save_compiled_function(str(partial))
