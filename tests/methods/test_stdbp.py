@@ -1,10 +1,13 @@
 """STDBP (seed 004): ANN2SNN through the real entry point, BP+STDP, SNN from scratch, the named multiruns."""
 
+import copy
 import csv
 import json
+import socket
 
 import pytest
 import torch
+from spikingjelly.activation_based.learning import STDPLearner
 from torch.utils.data import TensorDataset
 
 from spikesweep.data.registry import DatasetMeta
@@ -65,23 +68,85 @@ def test_ann2snn_refuses_a_spiking_model_and_bad_modes():
         _method("ann2snn", modes=["max", "1.5"])
 
 
-def test_bp_stdp_changes_the_conv_weights_by_stdp_and_the_classifier_by_backprop(tmp_path):
+def _upstream_bp_stdp_step(model, x, target, lr, weight_decay):
+    """Seed 004's step with spikingjelly's own learner: Adam for backprop, SGD (no momentum) on -dw for the
+    convs after dropping their backprop gradient."""
+    convs = [conv for conv, _ in model.stdp_pairs]
+    learners = [STDPLearner("m", conv, sn, 2.0, 100.0, f_pre=_bound, f_post=_bound) for conv, sn in model.stdp_pairs]
+    stdp_params = [conv.weight for conv in convs]
+    others = [p for p in model.parameters() if all(p is not q for q in stdp_params)]
+    optimizer_gd = torch.optim.Adam(others, lr=lr, weight_decay=weight_decay)
+    optimizer_stdp = torch.optim.SGD(stdp_params, lr=lr, momentum=0.0, weight_decay=weight_decay)
+    torch.nn.functional.cross_entropy(model(x).mean(0), target).backward()
+    optimizer_stdp.zero_grad()
+    for learner in learners:
+        learner.step(on_grad=True)
+    optimizer_gd.step()
+    optimizer_stdp.step()
+
+
+def _bound(w):
+    return w.clamp(-1, 1)
+
+
+def test_bp_stdp_step_equals_seed_004s_two_optimizers():
+    """Same batch, same start: our method + the engine's Adam give the weights of the seed's script."""
     torch.manual_seed(0)
-    model = build("mnist_stdp_cnn", META, channels=4)
-    method = _method("bp_stdp")
-    method.attach(model, torch.device("cpu"))
-    conv = model.stdp_pairs[0][0]
-    x = torch.rand(3, 1, 28, 28) * 4  # strong enough input that the conv neurons spike
-    loss = torch.nn.functional.cross_entropy(model(x).mean(0), torch.tensor([0, 1, 2]))
-    loss.backward()
-    backprop_grad = conv.weight.grad.clone()
-    method.before_step(model)
-    stdp_grad = conv.weight.grad
-    assert stdp_grad.abs().sum() > 0 and not torch.allclose(stdp_grad, backprop_grad)
-    assert model.classifier[0].weight.grad is not None  # backprop keeps the classifier's gradient
-    model.eval()
-    model(x)  # evaluation records nothing: the next training step only sees its own batch
+    ours = build("mnist_stdp_cnn", META, channels=4, hidden=8)
+    upstream, start = copy.deepcopy(ours), copy.deepcopy(ours.state_dict())
+    x, target = torch.rand(3, 1, 28, 28) * 4, torch.tensor([0, 1, 2])  # strong enough that the convs spike
+    _upstream_bp_stdp_step(upstream, x, target, lr=0.01, weight_decay=5e-4)
+
+    method = _method("bp_stdp", lr=0.01, weight_decay=5e-4)
+    method.attach(ours, torch.device("cpu"))
+    assert not any(conv.weight.requires_grad for conv, _ in ours.stdp_pairs)  # no backward through the convs
+    optimizer = torch.optim.Adam([p for p in ours.parameters() if p.requires_grad], lr=0.01, weight_decay=5e-4)
+    torch.nn.functional.cross_entropy(ours(x).mean(0), target).backward()
+    method.before_step(ours)
+    optimizer.step()
+
+    for (name, mine), theirs in zip(ours.state_dict().items(), upstream.state_dict().values(), strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6, msg=name)
+    assert all(not torch.equal(ours.state_dict()[k], start[k]) for k in ("features.0.weight", "features.3.weight"))
+    assert ours.stdp_pairs[0][0].weight.grad is None
+    ours.eval()
+    ours(x)  # evaluation records nothing: the next training step only sees its own batch
     assert all(not learner.in_spike_monitor.records for learner in method.learners)
+
+
+def _ddp_rank(rank: int, port: int, out: str) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    torch.manual_seed(0)
+    model = build("mnist_stdp_cnn", META, channels=4, hidden=8)
+    method = _method("bp_stdp", lr=0.01)
+    method.attach(model, torch.device("cpu"))
+    torch.manual_seed(1 + rank)  # each rank its own batch
+    model(torch.rand(2, 1, 28, 28) * 4)
+    method.before_step(model)
+    weights = [torch.zeros_like(model.stdp_pairs[0][0].weight) for _ in range(2)]
+    torch.distributed.all_gather(weights, model.stdp_pairs[0][0].weight)
+    if rank == 0:
+        torch.save(weights, out)
+    torch.distributed.destroy_process_group()
+
+
+def test_bp_stdp_keeps_ddp_ranks_in_step(tmp_path):
+    """Real gloo, two processes, different batches: dw is averaged, so the STDP weights stay equal."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_ddp_rank, args=(port, str(tmp_path / "w.pt")), nprocs=2)
+    first, second = torch.load(tmp_path / "w.pt")
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+
+
+def test_bp_stdp_refuses_bad_settings():
+    with pytest.raises(ValueError, match="lr > 0"):
+        _method("bp_stdp", lr=0.0)
+    with pytest.raises(ValueError, match="w_min < w_max"):
+        _method("bp_stdp", w_min=1.0, w_max=1.0)
+    with pytest.raises(ValueError, match="stdp_pairs"):
+        _method("bp_stdp").attach(build("mnist_cnn", META, activation="spiking"), torch.device("cpu"))
 
 
 def test_bp_stdp_trains_through_the_entry_point(tmp_path):

@@ -74,13 +74,14 @@ class TrainingMethod(Protocol):
     `forward_backward(x, target, criterion, autocast, backward) -> (logits, loss)`, which takes over a
     batch's forward and backward (online training back-propagates every time step on its own);
     `before_step(model)`, called after backward (gradients unscaled and clipped) and before the optimizer
-    step, for rules that write their own updates into `.grad` (STDP); and, in run.py,
+    step, for rules that make their own updates (STDP); and, in run.py,
     `after_fit(model, train_set, test_set, run_dir) -> dict`, called once on the trained (or evaluated)
     model, whose result is stored under the method's name in summary.json (ANN -> SNN conversion).
     """
 
     def attach(self, model: nn.Module, device: torch.device) -> None:
-        """Called once, after the model is on its device and before the first step."""
+        """Called once, after the model is on its device and before the optimizer is built: parameters it
+        takes out of autograd (requires_grad=False) stay out of the optimizer."""
 
     def loss(self, x: torch.Tensor, logits: torch.Tensor, loss: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The loss to minimise, given the batch, the model's T-mean logits, the engine's loss on them and the
@@ -267,6 +268,8 @@ def fit(
         model.to(memory_format=torch.channels_last)
     if tcfg.get("checkpoint_activations", "none") == "blocks":
         log.info("recomputing activations of %d blocks in backward", enable_block_recompute(model))
+    if method is not None:
+        method.attach(model, device)
     lr = resolve_lr(cfg["optimizer"], int(tcfg["batch_size"]) * dist.world_size)
     optimizer = build_optimizer(model, cfg["optimizer"], lr)
     epochs = int(tcfg["epochs"])
@@ -300,8 +303,6 @@ def fit(
             best.get(select_on, math.nan),
         )
 
-    if method is not None:
-        method.attach(model, device)
     net = DistributedDataParallel(model) if dist.enabled else model
     if tcfg["compile"]:
         net = torch.compile(net)

@@ -5,9 +5,9 @@
   is evaluated over max(time_steps) steps, reading the accuracy at every listed T from one pass.
 - snn_scratch: surrogate-gradient training with the loss on the output firing rate: MSE to the one-hot
   label (seed 004's choice) or cross-entropy (the engine's default).
-- bp_stdp: the model's `stdp_pairs` (synapse, neuron) learn by STDP while the rest learns by backprop, with
-  one optimizer: before each step the backprop gradient of those synapses is replaced by -dw from STDP
-  (spikingjelly's rule, summed over T in one pass: spiking/stdp.py).
+- bp_stdp: the model's `stdp_pairs` (synapse, neuron) learn by STDP while the rest learns by backprop, as
+  seed 004's script does it: the run's optimizer (Adam in the recipe) for the backprop parameters, plain SGD
+  (no momentum) on -dw for the STDP synapses (spikingjelly's rule, summed over T in one pass: spiking/stdp.py).
 """
 
 import copy
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as torch_dist
 import torch.nn.functional as F
 from spikingjelly.activation_based import ann2snn, functional
 from torch import nn
@@ -168,15 +169,25 @@ def build_rate_loss(kind: str, model_cfg: Any, neuron: Any, meta: Any, loss: str
 
 
 class BPSTDP:
-    """STDP for the model's `stdp_pairs`, backprop for every other parameter, one optimizer for both."""
+    """STDP for the model's `stdp_pairs`, backprop (the run's optimizer) for every other parameter.
 
-    def __init__(self, tau_pre: float, tau_post: float, w_min: float, w_max: float) -> None:
+    Seed 004 gives the two rules two optimizers: Adam for the backprop parameters and momentum-free SGD, with
+    the same lr and L2 weight decay, on the -dw that STDP writes into the synapses' gradient, after dropping
+    their backprop gradient. Here the synapses leave autograd altogether (no backward runs through the
+    convolutions: the same update, without the cost of the discarded gradient) and this method makes the SGD
+    step itself: w <- w + lr * (dw - weight_decay * w). Under DDP, dw is averaged over the ranks first, as
+    a gradient would be, so every rank keeps the same weights.
+    """
+
+    def __init__(self, tau_pre: float, tau_post: float, w_min: float, w_max: float, lr: float, weight_decay: float) -> None:
         self.tau_pre, self.tau_post = tau_pre, tau_post
+        self.lr, self.weight_decay = lr, weight_decay
         self.bound: Callable[[torch.Tensor], torch.Tensor] = lambda w: w.clamp(w_min, w_max)
         self.learners: list[BatchedSTDPLearner] = []
 
     def attach(self, model: nn.Module, device: torch.device) -> None:
-        """One learner per pair; it records spikes in training only (evaluation batches must not pile up)."""
+        """One learner per pair; it records spikes in training only (evaluation batches must not pile up).
+        Called before the optimizer is built, which then leaves the synapses out."""
         del device
         pairs = getattr(model, "stdp_pairs", None)
         if not pairs:
@@ -185,6 +196,8 @@ class BPSTDP:
             BatchedSTDPLearner(synapse, sn, self.tau_pre, self.tau_post, f_pre=self.bound, f_post=self.bound)
             for synapse, sn in pairs
         ]
+        for synapse, _ in pairs:
+            synapse.requires_grad_(False)
 
         def record_in_training_only(module: nn.Module, inputs: Any) -> None:
             del inputs
@@ -200,23 +213,33 @@ class BPSTDP:
         del x, logits, target
         return loss
 
+    @torch.no_grad()
     def before_step(self, model: nn.Module) -> None:
-        """Replace the backprop gradient of the STDP synapses by -dw, then start the next batch's traces from 0."""
+        """The SGD step of every STDP synapse from this batch's spikes, then zero traces for the next batch."""
         del model
+        world = torch_dist.get_world_size() if torch_dist.is_available() and torch_dist.is_initialized() else 1
         for learner in self.learners:
-            learner.synapse.weight.grad = None
-            learner.step(on_grad=True)
+            delta_w = learner.step(on_grad=False)
             learner.reset()
+            if delta_w is None:
+                continue
+            if world > 1:
+                torch_dist.all_reduce(delta_w)
+                delta_w /= world
+            weight = learner.synapse.weight
+            weight.mul_(1 - self.lr * self.weight_decay).add_(delta_w, alpha=self.lr)
 
 
 def build_bp_stdp(
     kind: str, model_cfg: Any, neuron: Any, meta: Any, tau_pre: float = 2.0, tau_post: float = 100.0,
-    w_min: float = -1.0, w_max: float = 1.0,
+    w_min: float = -1.0, w_max: float = 1.0, lr: float = 1e-3, weight_decay: float = 5e-4,
 ) -> BPSTDP:
     del kind, model_cfg, neuron, meta
     if tau_pre < 1 or tau_post < 1 or w_min >= w_max:  # spikingjelly's trace decays by 1/tau per step
         raise ValueError(f"method=bp_stdp: need tau_pre, tau_post >= 1 and w_min < w_max (got {tau_pre}, {tau_post}, {w_min}, {w_max})")
-    return BPSTDP(float(tau_pre), float(tau_post), float(w_min), float(w_max))
+    if lr <= 0 or weight_decay < 0:
+        raise ValueError(f"method=bp_stdp: need lr > 0 and weight_decay >= 0 (got {lr}, {weight_decay})")
+    return BPSTDP(float(tau_pre), float(tau_post), float(w_min), float(w_max), float(lr), float(weight_decay))
 
 
 STDBP_METHODS: Mapping[str, Callable[..., Any]] = {

@@ -4,8 +4,9 @@
   `activation=relu` is the ANN that `method=ann2snn` converts; `activation=spiking` is the same network with
   the run's neuron, trained directly (a baseline of equal size).
 - mnist_fc: the "SNN from scratch" network, Linear 784 -> 10 (no bias) + neuron, fed a spike code of the image.
-- mnist_stdp_cnn: spikingjelly's STDP + backprop example, 2 x [conv3x3 16 (no bias) + neuron + maxpool 2]
-  -> Linear 784 -> 64 + neuron -> Linear 64 -> 10 + neuron. Its conv/neuron pairs are listed in
+- mnist_stdp_cnn: spikingjelly's STDP + backprop example, 2 x [conv3x3 C (no bias) + neuron + maxpool 2]
+  -> Linear C*7*7 -> H + neuron -> Linear H -> 10 + neuron; C=16, H=64 in spikingjelly's tutorial, C=64,
+  H=576 in seed 004's script (which sizes both by its batch size). Its conv/neuron pairs are listed in
   `stdp_pairs`, the synapses `method=bp_stdp` trains by STDP instead of backprop.
 """
 
@@ -95,7 +96,8 @@ class MnistSTDPCNN(nn.Module):
     Multi-step spikingjelly layers throughout: STDP needs each synapse's input as [T, B, ...], step by step.
     """
 
-    def __init__(self, neuron: Callable[..., nn.Module], time_steps: int, num_classes: int, channels: int) -> None:
+    def __init__(self, neuron: Callable[..., nn.Module], time_steps: int, num_classes: int, channels: int,
+                 hidden: int) -> None:
         super().__init__()
         self.time_steps = time_steps
         convs = [layer.Conv2d(MNIST_SHAPE[0], channels, 3, padding=1, bias=False, step_mode="m"),
@@ -107,8 +109,8 @@ class MnistSTDPCNN(nn.Module):
             layer.Flatten(step_mode="m"),
         )
         self.classifier = nn.Sequential(
-            layer.Linear(channels * 7 * 7, 64, bias=False, step_mode="m"), neuron(),
-            layer.Linear(64, num_classes, bias=False, step_mode="m"), neuron(),
+            layer.Linear(channels * 7 * 7, hidden, bias=False, step_mode="m"), neuron(),
+            layer.Linear(hidden, num_classes, bias=False, step_mode="m"), neuron(),
         )
         self.stdp_pairs = list(zip(convs, conv_neurons, strict=True))
 
@@ -117,6 +119,8 @@ class MnistSTDPCNN(nn.Module):
 
 
 @register_model("mnist_stdp_cnn")
-def mnist_stdp_cnn(neuron: Callable[..., nn.Module], meta: Any, channels: int = 16) -> nn.Module:
+def mnist_stdp_cnn(neuron: Callable[..., nn.Module], meta: Any, channels: int = 16, hidden: int = 64) -> nn.Module:
     _check_mnist("mnist_stdp_cnn", meta)
-    return MnistSTDPCNN(neuron, meta.time_steps, meta.num_classes, int(channels))
+    if int(channels) < 1 or int(hidden) < 1:
+        raise ValueError(f"mnist_stdp_cnn: channels and hidden must be >= 1 (got {channels}, {hidden})")
+    return MnistSTDPCNN(neuron, meta.time_steps, meta.num_classes, int(channels), int(hidden))
