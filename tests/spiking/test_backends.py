@@ -23,9 +23,9 @@ CASES = [
 ]
 
 
-def _assert_parity(name: str, params: dict, surrogate: str, backend: str, device: str = "cpu") -> None:
+def _assert_parity(name: str, params: dict, surrogate: str, backend: str, device: str = "cpu", steps: int = 8) -> None:
     g = torch.Generator().manual_seed(0)
-    x = (torch.randn(8, 4, 16, generator=g) * 1.5).to(device)
+    x = (torch.randn(steps, 4, 16, generator=g) * 1.5).to(device)
     weights = torch.linspace(0.5, 1.5, x.numel(), device=device).reshape(x.shape)
     outs, grads = [], []
     for b in ("torch", backend):
@@ -48,8 +48,17 @@ def test_compile_backend_matches_torch(name, params, surrogate):
 @pytest.mark.slow
 @pytest.mark.parametrize("surrogate", sorted(set(surrogate_names()) - {"ste", "err_atan", "err_rect"}))
 def test_compile_backend_takes_every_binary_surrogate(surrogate):
-    """Its backward differentiates each primitive forward-mode inside the compiled loop."""
+    """Its backward uses each surrogate's closed-form derivative inside the compiled loop."""
     _assert_parity("lif", {}, surrogate, "compile")
+
+
+@pytest.mark.slow
+def test_compile_backend_carries_state_and_gradient_across_its_chunks():
+    """T=19 runs as loops of 8, 8 and 3 steps: the membrane and its gradient cross two chunk borders."""
+    from spikesweep.spiking.neurons.compiled import CHUNK
+
+    assert 2 * CHUNK < 19 < 3 * CHUNK
+    _assert_parity("lif", {"detach_reset": False}, "atan", "compile", steps=19)
 
 
 @pytest.mark.parametrize(("name", "params", "surrogate"), CASES)

@@ -68,10 +68,46 @@ def _backward_loop(
     return torch.stack(grads_x[::-1]), grad_v
 
 
+CHUNK = 8
+
+
+def _chunks(steps: int) -> list[slice]:
+    """Consecutive runs of CHUNK steps (the last one shorter), each one compiled loop. Inductor's time to
+    compile an unrolled loop grows with its length (about 2 s per step on a CPU), so an unchunked T=64 layer
+    cost minutes before its first step; a loop of CHUNK steps keeps the fusion that makes the backend fast
+    (BENCHMARKS.md notes) and at most two loops per layer shape, whatever T is."""
+    return [slice(start, min(start + CHUNK, steps)) for start in range(0, steps, CHUNK)]
+
+
+def _joined(parts: list[torch.Tensor]) -> torch.Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def _forward(x_seq: torch.Tensor, v: torch.Tensor, d: _Dynamics) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    spikes, membranes = [], []
+    for steps in _chunks(len(x_seq)):
+        s, h, v = run_compiled(_forward_loop, x_seq[steps], v, d)
+        spikes.append(s)
+        membranes.append(h)
+    return _joined(spikes), _joined(membranes), v
+
+
+def _backward(
+    grad_s: torch.Tensor, grad_v: torch.Tensor, h_seq: torch.Tensor, s_seq: torch.Tensor, surrogate: Any, d: _Dynamics,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    derivative, sg_params = derivative_of(surrogate), dict(surrogate._sg_params)
+    grads_x = []
+    for steps in reversed(_chunks(len(h_seq))):
+        grad_x, grad_v = run_compiled(_backward_loop, grad_s[steps], grad_v, h_seq[steps], s_seq[steps],
+                                      derivative, sg_params, d)
+        grads_x.append(grad_x)
+    return _joined(grads_x[::-1]), grad_v
+
+
 class _LIFFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq: torch.Tensor, v: torch.Tensor, surrogate: Any, d: _Dynamics):
-        spikes, h_seq, v_out = run_compiled(_forward_loop, x_seq, v, d)
+        spikes, h_seq, v_out = _forward(x_seq, v, d)
         ctx.save_for_backward(h_seq, spikes)
         ctx.surrogate, ctx.dynamics = surrogate, d
         return spikes, v_out
@@ -82,10 +118,7 @@ class _LIFFunction(torch.autograd.Function):
         d = ctx.dynamics
         grad_s = torch.zeros_like(h_seq) if grad_s is None else grad_s
         grad_v = torch.zeros_like(h_seq[0]) if grad_v is None else grad_v
-        sg = ctx.surrogate
-        grad_x, grad_v0 = run_compiled(
-            _backward_loop, grad_s.contiguous(), grad_v, h_seq, spikes, derivative_of(sg), dict(sg._sg_params), d
-        )
+        grad_x, grad_v0 = _backward(grad_s.contiguous(), grad_v, h_seq, spikes, ctx.surrogate, d)
         return grad_x, grad_v0, None, None
 
 
@@ -112,7 +145,7 @@ class CompiledLIF(base.MemoryModule):
         if torch.is_grad_enabled() and (x.requires_grad or v.requires_grad):
             spikes, v = _LIFFunction.apply(x, v, self.surrogate_function, self.dynamics)
         else:  # inference: nothing to keep for a backward
-            spikes, _, v = run_compiled(_forward_loop, x, v, self.dynamics)
+            spikes, _, v = _forward(x, v, self.dynamics)
         self.v = v.view(x_seq.shape[1:])
         return spikes.view(x_seq.shape)
 
