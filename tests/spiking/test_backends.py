@@ -59,6 +59,12 @@ def test_compile_backend_carries_state_and_gradient_across_its_chunks():
 
     assert 2 * CHUNK < 19 < 3 * CHUNK
     _assert_parity("lif", {"detach_reset": False}, "atan", "compile", steps=19)
+    x = torch.randn(19, 4, 16, generator=torch.Generator().manual_seed(1)) * 1.5
+    with torch.no_grad():  # inference runs its own loop, which keeps no membranes
+        reference, compiled = (build_neuron({"name": "lif", "backend": b}, build_surrogate({"name": "atan"}))()
+                               for b in ("torch", "compile"))
+        assert torch.equal(reference(x), compiled(x))
+        assert torch.allclose(reference.v, compiled.v, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize(("name", "params", "surrogate"), CASES)

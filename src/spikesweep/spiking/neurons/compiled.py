@@ -33,7 +33,10 @@ class _Dynamics(NamedTuple):
     detach_reset: bool
 
 
-def _forward_loop(x_seq: torch.Tensor, v: torch.Tensor, d: _Dynamics) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _forward_loop(
+    x_seq: torch.Tensor, v: torch.Tensor, d: _Dynamics, keep_membranes: bool
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Spikes, the membranes h (kept for the backward only: inference does not write them) and the last v."""
     spikes, membranes = [], []
     for x in x_seq:
         leak = v if d.v_reset is None else v - d.v_reset
@@ -47,7 +50,7 @@ def _forward_loop(x_seq: torch.Tensor, v: torch.Tensor, d: _Dynamics) -> tuple[t
         v = h - s * d.v_threshold if d.v_reset is None else h * (1.0 - s) + d.v_reset * s
         spikes.append(s)
         membranes.append(h)
-    return torch.stack(spikes), torch.stack(membranes), v
+    return torch.stack(spikes), torch.stack(membranes) if keep_membranes else None, v
 
 
 def _backward_loop(
@@ -83,13 +86,15 @@ def _joined(parts: list[torch.Tensor]) -> torch.Tensor:
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-def _forward(x_seq: torch.Tensor, v: torch.Tensor, d: _Dynamics) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _forward(
+    x_seq: torch.Tensor, v: torch.Tensor, d: _Dynamics, keep_membranes: bool
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     spikes, membranes = [], []
     for steps in _chunks(len(x_seq)):
-        s, h, v = run_compiled(_forward_loop, x_seq[steps], v, d)
+        s, h, v = run_compiled(_forward_loop, x_seq[steps], v, d, keep_membranes)
         spikes.append(s)
         membranes.append(h)
-    return _joined(spikes), _joined(membranes), v
+    return _joined(spikes), _joined(membranes) if keep_membranes else None, v
 
 
 def _backward(
@@ -107,7 +112,7 @@ def _backward(
 class _LIFFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq: torch.Tensor, v: torch.Tensor, surrogate: Any, d: _Dynamics):
-        spikes, h_seq, v_out = _forward(x_seq, v, d)
+        spikes, h_seq, v_out = _forward(x_seq, v, d, keep_membranes=True)
         ctx.save_for_backward(h_seq, spikes)
         ctx.surrogate, ctx.dynamics = surrogate, d
         return spikes, v_out
@@ -145,7 +150,7 @@ class CompiledLIF(base.MemoryModule):
         if torch.is_grad_enabled() and (x.requires_grad or v.requires_grad):
             spikes, v = _LIFFunction.apply(x, v, self.surrogate_function, self.dynamics)
         else:  # inference: nothing to keep for a backward
-            spikes, _, v = _forward(x, v, self.dynamics)
+            spikes, _, v = _forward(x, v, self.dynamics, keep_membranes=False)
         self.v = v.view(x_seq.shape[1:])
         return spikes.view(x_seq.shape)
 
