@@ -176,7 +176,7 @@ def train(
                 result = fit(model, bundle.train, bundle.test, bundle.meta.num_classes, cfg, run_dir, tracker, dist,
                              int(cfg.seed), extra, resume, method, stop_requested)
             summary |= {"epochs": result.epochs_done, "final": result.final, "best": result.best,
-                        "steps_this_run": result.steps}
+                        "steps_this_run": result.steps, "first_step_s": result.first_step_s}
             if after_fit is not None and dist.is_main and result.status == "completed":
                 summary[cfg.method.name] = after_fit(model, bundle.train, bundle.test, run_dir)
             status = result.status

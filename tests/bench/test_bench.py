@@ -120,6 +120,7 @@ def test_startup_benchmark_reports_wall_and_cpu_seconds():
     assert [r["case"] for r in rows] == ["spikesweep list", "spikesweep train, 1 step + eval (digits)"]
     assert all(r["seconds"] > 0 and 0 < r["cpu_s"] for r in rows)
     assert rows[1]["cpu_s"] > rows[0]["cpu_s"]  # a training run does strictly more than listing
+    assert rows[0]["first_step_s"] == "" and 0 < rows[1]["first_step_s"] < rows[1]["seconds"]
 
 
 def test_model_section_runs_a_paper_model_on_the_default_neuron_against_eager_lif():

@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from spikesweep import IMPORTED_AT
 from spikesweep.run import RunError, train
 from tests.conftest import SMOKE, compose
 
@@ -17,8 +18,10 @@ def _train(run_dir: Path, *overrides: str) -> dict:
 
 
 def test_run_directory_holds_everything(tmp_path):
+    called = time.time() - IMPORTED_AT
     summary = _train(tmp_path, "trainer.epochs=2", "seed=3")
     assert summary["status"] == "completed" and summary["epochs"] == 2
+    assert called < summary["first_step_s"] < time.time() - IMPORTED_AT  # counted from the process's start
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["final"]["test_top1"] == summary["final"]["test_top1"]
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

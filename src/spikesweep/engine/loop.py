@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
+from spikesweep import IMPORTED_AT
 from spikesweep.engine import checkpoint as ckpt
 from spikesweep.engine.bn_fold import fold_batchnorm
 from spikesweep.engine.distributed import DistInfo, all_reduce_sum, broadcast_flag
@@ -95,6 +96,7 @@ class FitResult:
     final: dict[str, float] = field(default_factory=dict)
     best: dict[str, float] = field(default_factory=dict)
     steps: int = 0  # optimizer steps taken by this call (a resumed run does not count the steps it skipped)
+    first_step_s: float | None = None  # from the process's start (spikesweep's import) to its first optimizer step
 
 
 class ResumableBatchSampler(BatchSampler):
@@ -337,7 +339,7 @@ def fit(
 
     if resume is not None:
         ckpt.set_rng_state(resume["rng"])  # last before the loop, so set-up (attach, compile) cannot shift it
-    steps_taken = 0
+    steps_taken, first_step_s = 0, None
     for epoch in range(start_epoch, epochs):
         if hasattr(model, "set_epoch"):  # schedules a model keeps itself (e.g. a kernel width); resume-safe
             model.set_epoch(epoch)
@@ -387,6 +389,8 @@ def fit(
             loss_sum += loss.item() * len(y)
             correct += int((logits.argmax(-1) == y).sum())
             steps_taken += 1
+            if first_step_s is None:
+                first_step_s = time.time() - IMPORTED_AT
             if stop_requested is not None and broadcast_flag(stop_requested(), dist):
                 so_far = {"seen": seen, "loss_sum": loss_sum, "correct": correct,
                           "train_time": partial["train_time"] + time.perf_counter() - t0}
@@ -394,7 +398,7 @@ def fit(
                     ckpt.save_atomic(checkpoint_state(epoch, step + 1, so_far), run_dir / "checkpoints" / "last.pt")
                 log.warning("preempted: saved a mid-epoch checkpoint at epoch %d, step %d of %d",
                             epoch, step + 1, steps_per_epoch)
-                return FitResult("preempted", epoch, final, best, steps_taken)
+                return FitResult("preempted", epoch, final, best, steps_taken, first_step_s)
         train_time = partial["train_time"] + time.perf_counter() - t0
 
         metrics = {
@@ -424,7 +428,8 @@ def fit(
                 epoch + 1, epochs, metrics["train_loss"], metrics["train_top1"], metrics["test_top1"],
                 metrics["samples_per_s"],
             )
-    return FitResult(status="completed", epochs_done=epochs, final=final, best=best, steps=steps_taken)
+    return FitResult(status="completed", epochs_done=epochs, final=final, best=best, steps=steps_taken,
+                     first_step_s=first_step_s)
 
 
 def _check_data_order(saved: Mapping[str, Any] | None, current: Mapping[str, Any], source: Path) -> None:
