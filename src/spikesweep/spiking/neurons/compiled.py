@@ -1,4 +1,4 @@
-"""The `compile` backend: IF/LIF over T with a hand-written BPTT, each direction one torch.compile'd loop.
+"""The `compile` backend: IF/LIF over T with a hand-written BPTT, each direction torch.compile'd loops of CHUNK steps.
 
 Autograd through a compiled T-loop (the first version of this backend) gained nothing in training on CPU:
 Inductor's generated backward re-reads every per-step intermediate. Here the forward loop keeps only h
