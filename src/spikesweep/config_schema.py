@@ -103,7 +103,7 @@ SCHEMAS = {
     "logger": LoggerSchema,
     "paths": PathsSchema,
 }
-TASKS = ("train", "bench_neuron")
+JOBS = ("train", "bench_neuron")
 CHOICES = {
     "trainer.amp": ("auto", "bf16", "fp16", "off"),
     "trainer.mixup.mode": ("batch", "pair", "elem"),
@@ -146,11 +146,11 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r} {message}" if isinstance(value, str) else f"{key}={value} {message}")
     if cfg.optimizer.blr is not None and cfg.optimizer.blr <= 0:
         raise ConfigError(f"optimizer.blr={cfg.optimizer.blr} must be > 0")
-    task = cfg.get("task", "train")  # configs saved before `task` existed are training runs
-    if task not in TASKS:
-        raise ConfigError(f"task={task!r} is not one of {', '.join(TASKS)}")
-    if task == "bench_neuron" and "bench" not in cfg:
-        raise ConfigError("task=bench_neuron needs a `bench` node ({T, N, device, ...}): use +experiments=survey_speed")
+    job = cfg.get("job", "train")  # configs saved before `job` existed are training runs
+    if job not in JOBS:
+        raise ConfigError(f"job={job!r} is not one of {', '.join(JOBS)}")
+    if job == "bench_neuron" and "bench" not in cfg:
+        raise ConfigError("job=bench_neuron needs a `bench` node ({T, N, device, ...}): use +experiments=survey_speed")
     if cfg.trainer.eval_only and not cfg.get("ckpt"):
         raise ConfigError("trainer.eval_only=true needs a checkpoint: add ckpt=PATH")
 

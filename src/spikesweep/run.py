@@ -85,16 +85,13 @@ def train(
 
     `stop_requested` (asked after every optimizer step) ends training early with a mid-epoch checkpoint and
     status "preempted"."""
-    from spikesweep.data import build_datasets
+    from spikesweep.assemble import assemble
     from spikesweep.engine import checkpoint as ckpt
+    from spikesweep.engine.devices import resolve_device
     from spikesweep.engine.distributed import init_distributed, shutdown_distributed
-    from spikesweep.engine.loop import (
-        DataWorkerError, NonFiniteLossError, evaluate, fit, make_eval_loader, resolve_amp, resolve_device,
-        worker_deaths_reported,
-    )
-    from spikesweep.methods import build_method
-    from spikesweep.models import build_model
-    from spikesweep.spiking import build_neuron, build_surrogate
+    from spikesweep.engine.engine import Engine
+    from spikesweep.engine.failures import DataWorkerError, NonFiniteLossError
+    from spikesweep.protocols import RunsAfterFit
     from spikesweep.tracking import JsonlTracker, NullTracker, TrackerGroup
 
     validate(cfg)
@@ -121,24 +118,24 @@ def train(
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(cfg.paths.cache_dir).resolve() / "inductor")
     try:
         seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
-        bundle = build_datasets(cfg.dataset, cfg.paths.data_dir)
         device = resolve_device(cfg.trainer.device, dist)  # `neuron.backend: auto` chooses for it
-        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), bundle.meta.time_steps, device)
-        model = build_model(cfg.model, neuron, bundle.meta)
+        parts = assemble(cfg, device)  # the method before any tracker starts
+        model, method, bundle = parts.model, parts.method, parts.data
         summary |= {
             "model": cfg.model.name,
             "dataset": cfg.dataset.name,
             "params": sum(p.numel() for p in model.parameters()),
-            "num_classes": bundle.meta.num_classes,
+            "num_classes": parts.meta.num_classes,
         }
-        method = build_method(cfg.method, cfg.model, neuron, bundle.meta)  # before any tracker starts
-        after_fit = getattr(method, "after_fit", None)
+        after_fit = method.after_fit if isinstance(method, RunsAfterFit) else None
+        engine_args = dict(model=model, task=parts.task, cfg=cfg, run_dir=run_dir, dist=dist, device=device,
+                           seed=int(cfg.seed), method=method)
         if cfg.trainer.eval_only:
             source = Path(cfg.ckpt)
             ckpt.load_model_weights(model, ckpt.load(source), source)
-            test_loader = make_eval_loader(bundle.test, cfg.trainer, dist, device)
-            amp = resolve_amp(cfg.trainer.amp, device)
-            metrics = evaluate(model.to(device), test_loader, device, amp, dist, bool(cfg.trainer.fold_bn_eval))
+            engine = Engine(tracker=NullTracker(), **engine_args)
+            on_test, activity = engine.evaluate(engine.eval_loader(bundle.test))
+            metrics = {f"test_{k}": v for k, v in on_test.items()} | activity
             summary |= {"status": "completed", "eval_only": True, "checkpoint": str(source), "final": metrics}
             if after_fit is not None and dist.is_main:
                 summary[cfg.method.name] = after_fit(model, bundle.train, bundle.test, run_dir)
@@ -172,9 +169,8 @@ def train(
         extra = {"config": resolved, "wandb_id": wandb_id, "model_name": cfg.model.name}
         status = "failed"
         try:
-            with worker_deaths_reported("training"):
-                result = fit(model, bundle.train, bundle.test, bundle.meta.num_classes, cfg, run_dir, tracker, dist,
-                             int(cfg.seed), extra, resume, method, stop_requested)
+            engine = Engine(tracker=tracker, checkpoint_extra=extra, stop_requested=stop_requested, **engine_args)
+            result = engine.fit(bundle.train, bundle.test, resume)
             summary |= {"epochs": result.epochs_done, "final": result.final, "best": result.best,
                         "steps_this_run": result.steps, "first_step_s": result.first_step_s}
             if after_fit is not None and dist.is_main and result.status == "completed":
@@ -206,7 +202,7 @@ def train(
 
 
 def bench_cell(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    """A speed-grid job (`task: bench_neuron`) in place of a training run: the same run directory files."""
+    """A speed-grid job (`job: bench_neuron`) in place of a training run: the same run directory files."""
     from spikesweep.bench.neuron import run_cell
 
     validate(cfg)
@@ -237,7 +233,7 @@ def hydra_main(cfg: DictConfig) -> str:
         raise SystemExit(f"error: {err}") from None
     try:
         with preemption:
-            if cfg.get("task") == "bench_neuron":
+            if cfg.get("job") == "bench_neuron":
                 return bench_cell(cfg, run_dir, list(hc.overrides.task))["status"]
             status = train(cfg, run_dir, list(hc.overrides.task), preemption.requested)["status"]
     except (RunError, ConfigError) as err:

@@ -63,7 +63,7 @@ def test_survey_speed_multirun_is_the_grid_and_one_cell_runs(tmp_path):
     sweep = catalogue.load("survey_speed")
     assert sweep.job_count == 3 * 6
     cfg = compose("+experiments=survey_speed", "bench.N=131072", "bench.T=64")
-    assert cfg.task == "bench_neuron" and (cfg.bench.T, cfg.bench.N) == (64, 131072)
+    assert cfg.job == "bench_neuron" and (cfg.bench.T, cfg.bench.N) == (64, 131072)
     out = run_cli("sweep", "survey_speed", "bench.N=512", "bench.T=4", "bench.repeats=1", "bench.warmup=1",
                   "bench.backends=[torch,psn]", f"paths.output_root={tmp_path}", "logger=none", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -81,8 +81,8 @@ def test_survey_speed_multirun_is_the_grid_and_one_cell_runs(tmp_path):
 def test_bench_task_without_its_node_is_refused():
     from spikesweep.config_schema import ConfigError, validate
 
-    with pytest.raises(ConfigError, match="task=bench_neuron needs a `bench` node"):
-        validate(compose("task=bench_neuron"))
+    with pytest.raises(ConfigError, match="job=bench_neuron needs a `bench` node"):
+        validate(compose("job=bench_neuron"))
     with pytest.raises(ConfigError, match="task='bench' is not one of train, bench_neuron"):
         validate(compose("task=bench"))
 

@@ -18,7 +18,9 @@ from spikesweep.config_schema import ConfigError, validate
 from spikesweep.data.digits import build_digits
 from spikesweep.engine.bn_fold import fold_batchnorm
 from spikesweep.engine.distributed import DistInfo
-from spikesweep.engine.loop import device_batch, evaluate
+from spikesweep.engine.distributed import ProcessGroupSync
+from spikesweep.engine.engine import evaluate
+from spikesweep.tasks.classification import Classification, device_batch
 from spikesweep.engine.optim import build_optimizer, load_optimizer_state
 from spikesweep.engine.recompute import enable_block_recompute
 from spikesweep.models import build_model
@@ -143,14 +145,15 @@ def test_evaluation_runs_the_folded_copy_and_leaves_training_weights_alone():
         if isinstance(m, nn.BatchNorm2d):
             m.register_forward_hook(lambda *_: norm_calls.append(1))
     loader = DataLoader(TensorDataset(torch.rand(12, 3, 16, 16), torch.randint(0, 10, (12,))), batch_size=4)
-    cpu, single = torch.device("cpu"), DistInfo()
-    folded = evaluate(model, loader, cpu, None, single, fold_bn=True)
+    cpu, task = torch.device("cpu"), Classification(10)
+    single = ProcessGroupSync(DistInfo(), cpu)
+    folded, folded_activity = evaluate(model, loader, task, cpu, None, single, fold_bn=True)
     assert norm_calls == [] and model.training  # the norms of the model itself never ran
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    plain = evaluate(model, loader, cpu, None, single, fold_bn=False)
+    plain, plain_activity = evaluate(model, loader, task, cpu, None, single, fold_bn=False)
     assert len(norm_calls) == 2 * len(loader)
-    assert folded["test_loss"] == pytest.approx(plain["test_loss"], abs=1e-5)
-    assert folded["firing_rate"] == pytest.approx(plain["firing_rate"])
+    assert folded["loss"] == pytest.approx(plain["loss"], abs=1e-5)
+    assert folded_activity["firing_rate"] == pytest.approx(plain_activity["firing_rate"])
 
 
 class NarrowStack(nn.Module):

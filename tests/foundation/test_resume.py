@@ -120,7 +120,7 @@ def test_train_loader_keeps_shuffle_order_and_skips_batches_without_loading_them
     from torch.utils.data import DataLoader, TensorDataset
 
     from spikesweep.engine.distributed import DistInfo
-    from spikesweep.engine.loop import make_loaders
+    from spikesweep.engine.data_loading import make_loaders
 
     class Counted(TensorDataset):
         loads = 0

@@ -119,7 +119,7 @@ def test_held_out_split_selects_the_best_epoch_and_keeps_the_test_set_choice_apa
 
 
 def test_held_out_split_is_fixed_disjoint_and_complete():
-    from spikesweep.engine.loop import hold_out
+    from spikesweep.engine.data_loading import hold_out
 
     data = list(range(100))
     train_part, val_part = hold_out(data, 0.2)

@@ -89,17 +89,17 @@ def test_gac_passes_only_where_the_encoder_spiked():
 
 
 def test_per_epoch_cutmix_draw_is_one_choice_per_epoch_and_reproducible():
-    from spikesweep.engine.loop import _build_mixup, _mixup_active
+    from spikesweep.tasks.classification import build_mixup, mixup_active
 
     upstream = {"prob": 0.5, "off_epoch": None, "per_epoch": True}
-    draws = [_mixup_active(upstream, epoch, seed=0) for epoch in range(200)]
-    assert draws == [_mixup_active(upstream, epoch, seed=0) for epoch in range(200)]  # same after a resume
+    draws = [mixup_active(upstream, epoch, seed=0) for epoch in range(200)]
+    assert draws == [mixup_active(upstream, epoch, seed=0) for epoch in range(200)]  # same after a resume
     assert 60 < sum(draws) < 140
-    assert _mixup_active({"prob": 0.5, "off_epoch": None, "per_epoch": False}, 0, 0)  # per batch: timm draws
-    assert not _mixup_active({**upstream, "off_epoch": 3}, 5, 0)
+    assert mixup_active({"prob": 0.5, "off_epoch": None, "per_epoch": False}, 0, 0)  # per batch: timm draws
+    assert not mixup_active({**upstream, "off_epoch": 3}, 5, 0)
     trainer = {"label_smoothing": 0.0, "mixup": {"mixup_alpha": 0.0, "cutmix_alpha": 1.0, "prob": 0.5,
                                                  "switch_prob": 0.5, "mode": "batch", **upstream}}
-    assert _build_mixup(trainer, 10).mix_prob == 1.0  # an active epoch mixes every batch
+    assert build_mixup(trainer["mixup"], trainer["label_smoothing"], 10).mix_prob == 1.0  # an active epoch mixes every batch
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ from torch.utils.data import TensorDataset
 
 from spikesweep.data.registry import DatasetMeta
 from spikesweep.engine.distributed import DistInfo
-from spikesweep.engine.loop import fit
+from spikesweep.engine.engine import Engine
+from spikesweep.tasks.classification import Classification
 from spikesweep.engine.optim import build_optimizer, build_scheduler
 from spikesweep.models.shd import DelayedLinear
 from spikesweep.tracking import NullTracker
@@ -83,7 +84,8 @@ def test_a_real_fit_calls_the_epoch_hook(tmp_path):
     model = build("shd_delays", META, **TINY)
     data = TensorDataset(torch.rand(8, 6, 8), torch.arange(8) % 3)
     cfg = compose("trainer.epochs=2", "trainer.batch_size=4", "trainer.device=cpu", "logger=none")
-    result = fit(model, data, data, 3, cfg, tmp_path, NullTracker(), DistInfo(), 0, {}, None)
+    engine = Engine(model, Classification(3), cfg, tmp_path, NullTracker(), DistInfo(), torch.device("cpu"), seed=0)
+    result = engine.fit(data, data, resume=None)
     assert result.status == "completed"
     assert model.out.sigma.item() == pytest.approx(model.sigma_at(1))
 

@@ -19,7 +19,7 @@ TINY = ("debug=smoke", "logger=none", "trainer.max_steps_per_epoch=1", "trainer.
         "trainer.eval_batch_size=16", "trainer.num_workers=0")
 SMALL_IMAGENET = ("dataset.image_size=32",)
 # multirun -> overrides that fit its first job to the fixtures; survey_speed's cells are benchmark runs
-# (task=bench_neuron), run in tests/bench.
+# (job=bench_neuron), run in tests/bench.
 CASES = {
     "demo": (),
     "sdtv3_reproduce": ("dataset.verify_checksums=false",),

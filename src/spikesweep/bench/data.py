@@ -12,7 +12,8 @@ from torch import nn
 
 from spikesweep.data import build_datasets
 from spikesweep.engine.distributed import DistInfo
-from spikesweep.engine.loop import make_loaders, resolve_amp, resolve_device
+from spikesweep.engine.data_loading import make_loaders
+from spikesweep.engine.devices import resolve_amp, resolve_device
 from spikesweep.models import build_model
 from spikesweep.spiking import build_neuron, build_surrogate, reset_states
 

@@ -139,7 +139,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def run_cell(bench: dict, run_dir: Path) -> dict:
-    """One job of the `survey_speed` multirun (`task: bench_neuron`): the grid cell [bench.T, bench.N], every
+    """One job of the `survey_speed` multirun (`job: bench_neuron`): the grid cell [bench.T, bench.N], every
     requested backend against the torch loop in this process. Writes neuron.csv; returns the summary."""
     from spikesweep.bench.report import write_csv
 

@@ -83,6 +83,7 @@ def build_datasets(cfg: Mapping[str, Any], data_dir: str | Path) -> DataBundle:
     if name not in _BUILDERS:
         raise ValueError(f"unknown dataset '{name}'; valid: {', '.join(dataset_names())}")
     stated_shape = params.pop("input_shape", None)
+    stated_temporal = params.pop("temporal", None)
     try:
         bundle = _BUILDERS[name](data_dir=Path(data_dir), **params)
     except TypeError as err:
@@ -97,4 +98,14 @@ def build_datasets(cfg: Mapping[str, Any], data_dir: str | Path) -> DataBundle:
         raise DataError(
             f"dataset.input_shape={list(stated_shape)} but {name} yields {list(bundle.meta.input_shape)} per time step"
         )
+    if stated_temporal is not None and bool(stated_temporal) != bundle.meta.temporal:
+        raise DataError(f"dataset.temporal={stated_temporal} but {name} yields "
+                        f"{'samples with' if bundle.meta.temporal else 'static samples without'} a time axis")
     return bundle
+
+
+def meta_from_config(cfg: Mapping[str, Any]) -> DatasetMeta:
+    """The dataset's meta from its config alone (no files read): what a model's shapes depend on. The
+    builders check that the data on disk agrees with it, so both always match."""
+    return DatasetMeta(num_classes=int(cfg["num_classes"]), input_shape=tuple(int(d) for d in cfg["input_shape"]),
+                       time_steps=int(cfg["T"]), temporal=bool(cfg["temporal"]))

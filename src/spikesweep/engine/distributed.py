@@ -66,3 +66,22 @@ def broadcast_flag(flag: bool, info: DistInfo) -> bool:
         t = t.cuda()
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+class ProcessGroupSync:
+    """The `Sync` a task's meters reduce through: sums and gathers over the job's processes."""
+
+    def __init__(self, info: DistInfo, device: torch.device) -> None:
+        self.info, self.device = info, device
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        if not self.info.enabled:
+            return values
+        return all_reduce_sum(values.to(self.device), self.info).cpu()
+
+    def gather(self, obj: object) -> list[object]:
+        if not self.info.enabled:
+            return [obj]
+        out: list[object] = [None] * self.info.world_size
+        dist.all_gather_object(out, obj)
+        return out

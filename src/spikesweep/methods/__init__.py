@@ -1,9 +1,9 @@
 """Training paradigms beyond plain BPTT, chosen by the `method` config group.
 
-A method is an object the engine consults at every training step (see `TrainingMethod` in
-engine/loop.py): `attach(model, device)` once, then `loss(x, logits, loss, target)` returns the loss to
-minimise; optional `forward_backward(...)`, `before_step(model)` and `after_fit(...)` hooks. `bptt` is the
-absence of one.
+A method is an object the engine consults at every training step (`TrainingMethod` in
+spikesweep/protocols.py): `attach(model, device)` once, then `loss(x, logits, loss, target)` returns the
+loss to minimise; the optional hooks (`OwnsBackward`, `EditsGradients`, `RunsAfterFit`) are declared
+there too. `bptt` is the absence of one.
 """
 
 from collections.abc import Callable, Mapping

@@ -28,7 +28,7 @@ class SweepSummary(Callback):
 
 
 def _gather_speed_cells(sweep_dir: Path) -> None:
-    """A speed-grid multirun (task=bench_neuron) also gets the whole grid: neuron.csv and neuron.png beside it."""
+    """A speed-grid multirun (job=bench_neuron) also gets the whole grid: neuron.csv and neuron.png beside it."""
     from spikesweep.bench.neuron import gather_cells, plot
     from spikesweep.bench.report import write_csv
 

@@ -1,0 +1,34 @@
+"""The failures a training loop turns into one actionable line."""
+
+import signal
+from contextlib import contextmanager
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the run stops and keeps its last good checkpoint."""
+
+
+class DataWorkerError(Exception):
+    """A DataLoader worker process died (OOM killer, a signal, a crash in native decoding code)."""
+
+
+@contextmanager
+def worker_deaths_reported(where: str):
+    """Turn torch's 'DataLoader worker ... exited unexpectedly' into one actionable line.
+
+    torch raises it from its SIGCHLD handler, so anywhere in the main thread (mid-step as well as in
+    `next(loader)`): the whole phase is wrapped. The usual cause on a shared node is the kernel's OOM
+    killer, so the message says what to lower.
+    """
+    try:
+        yield
+    except RuntimeError as err:
+        if "DataLoader worker" not in str(err):
+            raise
+        # The run is ending: without this, torch's SIGCHLD handler raises again (as "Exception ignored"
+        # noise) for each further dead worker while the loaders shut down.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        raise DataWorkerError(
+            f"a data loader worker died during {where} ({str(err).splitlines()[0]}); if it ran out of memory, "
+            "lower trainer.num_workers or trainer.batch_size"
+        ) from err
