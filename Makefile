@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test lint bench clean
 
 include scripts/slurm/slurm.mk
 
@@ -25,6 +25,11 @@ demo: $(INSTALLED)
 # Tests marked `slurm` use the cluster from `make slurm-up` when it runs, and skip (saying so) otherwise.
 test: $(INSTALLED)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The shape kept by tools: ruff's rules and the import-linter layer contracts, both in pyproject.toml.
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check src tests bench
+	PYTHONPATH=src $(VENV)/bin/lint-imports
 
 # `make bench`: the full report (minutes; compiles every shape); `make bench QUICK=1`: seconds, and fails
 # when a speed-up ratio fell below half of the committed bench/neuron-quick.csv.

@@ -4,7 +4,6 @@ them, so `spikesweep list` answers instantly."""
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from spikesweep import REPO_ROOT
 
@@ -193,21 +192,13 @@ def cmd_prepare(args: list[str]) -> int:
     return 0
 
 
-def _eager(neuron_cfg: Any) -> dict:
-    """`backend: auto` as the eager reference: `info` and `verify-spikes` run a model a few times on odd shapes,
-    where compile's warm-up costs more than the work (info on CPU: 84 s compiled, 8 s eager)."""
-    params = dict(neuron_cfg)
-    return params | {"backend": "torch"} if params.get("backend") == "auto" else params
-
-
 def cmd_info(args: list[str]) -> int:
-    """Inspect a model on a dataset's input shape without training (the dataset's meta comes from its builder)."""
+    """Inspect a model on a dataset's input shape without training; the shape comes from the dataset's config,
+    so no data files are needed."""
+    from spikesweep.assemble import assemble
     from spikesweep.compose import compose_config
-    from spikesweep.data import build_datasets
     from spikesweep.metrics.energy import profile
-    from spikesweep.models import build_model
     from spikesweep.override_check import check
-    from spikesweep.spiking import build_neuron, build_surrogate
 
     problem = check(args)
     if problem:
@@ -215,9 +206,8 @@ def cmd_info(args: list[str]) -> int:
         return 2
     cfg = compose_config(args)
     try:
-        meta = build_datasets(cfg.dataset, cfg.paths.data_dir).meta
-        neuron = build_neuron(_eager(cfg.neuron), build_surrogate(cfg.surrogate), meta.time_steps)
-        model = build_model(cfg.model, neuron, meta)
+        parts = assemble(cfg, with_data=False, eager=True)
+        meta, model = parts.meta, parts.model
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -233,11 +223,9 @@ def cmd_verify_spikes(args: list[str]) -> int:
     """Rebuild a run's model from the config stored in its checkpoint and compare the two spike codings."""
     import torch
 
-    from spikesweep.data import build_datasets
+    from spikesweep.assemble import assemble
     from spikesweep.engine import checkpoint as ckpt
     from spikesweep.metrics.spike_expansion import verify_expansion
-    from spikesweep.models import build_model
-    from spikesweep.spiking import build_neuron, build_surrogate
 
     parser = argparse.ArgumentParser(prog="spikesweep verify-spikes")
     parser.add_argument("checkpoint", type=Path)
@@ -248,9 +236,8 @@ def cmd_verify_spikes(args: list[str]) -> int:
     try:
         state = ckpt.load(opts.checkpoint)
         cfg = state["config"]
-        bundle = build_datasets(cfg["dataset"], cfg["paths"]["data_dir"])
-        neuron = build_neuron(_eager(cfg["neuron"]), build_surrogate(cfg["surrogate"]), bundle.meta.time_steps)
-        model = build_model(cfg["model"], neuron, bundle.meta)
+        parts = assemble(cfg, eager=True)
+        model, bundle = parts.model, parts.data
         ckpt.load_model_weights(model, state, opts.checkpoint)
     except (ckpt.CheckpointError, KeyError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -289,12 +276,10 @@ def cmd_import_ckpt(args: list[str]) -> int:
 def _import_ckpt(fmt: str, path: Path, overrides: list[str], out: Path | None) -> tuple[Path, str]:
     from omegaconf import OmegaConf
 
-    from spikesweep.data.registry import DatasetMeta
+    from spikesweep.assemble import assemble
     from spikesweep.engine import checkpoint as ckpt
-    from spikesweep.models import build_model
     from spikesweep.models import upstream_checkpoint as upstream
     from spikesweep.override_check import check
-    from spikesweep.spiking import build_neuron, build_surrogate
 
     if fmt not in upstream.FORMATS:
         raise ValueError(f"--from '{fmt}' is unknown; valid: {', '.join(upstream.FORMATS)}")
@@ -316,9 +301,7 @@ def _import_ckpt(fmt: str, path: Path, overrides: list[str], out: Path | None) -
     family = cfg.model.name.split("_")[0]
     if family != fmt:
         raise ValueError(f"--from {fmt} needs a {fmt}_* model, got model={cfg.model.name}")
-    # Parameter shapes depend on the class count and input size only; whether samples carry time does not.
-    meta = DatasetMeta(int(cfg.dataset.num_classes), tuple(cfg.dataset.input_shape), int(cfg.dataset.T), False)
-    model = build_model(cfg.model, build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), meta.time_steps), meta)
+    model = assemble(cfg, with_data=False).model  # parameter shapes come from the dataset's config
     weights = upstream.map_state(fmt, state, model, cfg.model.name)
     model.load_state_dict(weights)  # strict: every key present and fitting
     stem = path.name
@@ -442,10 +425,9 @@ def _bench_model(args: list[str]) -> int:
 
     from spikesweep.bench.model import bench_model, model_rows
     from spikesweep.bench.report import print_rows, write_csv
+    from spikesweep.assemble import assemble
     from spikesweep.compose import compose_config
-    from spikesweep.data import build_datasets
     from spikesweep.override_check import check
-    from spikesweep.spiking import build_neuron, build_surrogate
 
     parser = argparse.ArgumentParser(prog="spikesweep bench model")
     parser.add_argument("--batch", type=int, default=32)
@@ -463,8 +445,8 @@ def _bench_model(args: list[str]) -> int:
         return 2
     cfg = compose_config(overrides)
     try:
-        meta = build_datasets(cfg.dataset, cfg.paths.data_dir).meta
-        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), meta.time_steps, opts.device)
+        parts = assemble(cfg, opts.device, with_data=False)
+        meta, neuron = parts.meta, parts.neuron
         amp = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[opts.amp]
         results = bench_model(dict(cfg.model), neuron, meta, opts.batch, opts.steps, opts.warmup, opts.compile,
                               torch.device(opts.device), amp, opts.checkpoint_activations)

@@ -3,13 +3,14 @@ before any data is loaded, with the offending key named.
 
 Groups whose keys are fixed (trainer, optimizer, scheduler, logger, paths) have a schema; groups whose keys
 depend on the chosen option (model, dataset, neuron, surrogate) are checked by their builders, which
-reject unknown parameters by name.
+reject unknown parameters by name. The schemas state types only: every default lives in conf/, the one
+place a value is set.
 """
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 
@@ -19,81 +20,83 @@ class ConfigError(ValueError):
 
 @dataclass
 class EmaSchema:
-    enabled: bool = False
-    decay: float = 0.9998
+    enabled: bool = MISSING
+    decay: float = MISSING
 
 
 @dataclass
 class MixupSchema:
-    mixup_alpha: float = 0.0
-    cutmix_alpha: float = 0.0
-    prob: float = 1.0
-    switch_prob: float = 0.5
-    mode: str = "batch"
-    off_epoch: int | None = None
-    per_epoch: bool = False
+    mixup_alpha: float = MISSING
+    cutmix_alpha: float = MISSING
+    prob: float = MISSING
+    switch_prob: float = MISSING
+    mode: str = MISSING
+    off_epoch: int | None = MISSING
+    per_epoch: bool = MISSING
 
 
 @dataclass
 class TrainerSchema:
-    epochs: int = 1
-    batch_size: int = 64
-    eval_batch_size: int = 256
-    num_workers: int = 0
-    device: str = "auto"
-    amp: str = "auto"
-    grad_clip: float | None = None
-    label_smoothing: float = 0.0
-    compile: bool = False
-    channels_last: bool = False
-    fold_bn_eval: bool = True
-    checkpoint_activations: str = "none"
-    eval_only: bool = False
-    dist_eval: bool = True
-    deterministic: bool = False
-    max_steps_per_epoch: int | None = None
-    val_fraction: float = 0.0
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    eval_batch_size: int = MISSING
+    num_workers: int = MISSING
+    device: str = MISSING
+    amp: str = MISSING
+    grad_clip: float | None = MISSING
+    label_smoothing: float = MISSING
+    compile: bool = MISSING
+    channels_last: bool = MISSING
+    fold_bn_eval: bool = MISSING
+    checkpoint_activations: str = MISSING
+    eval_only: bool = MISSING
+    dist_eval: bool = MISSING
+    deterministic: bool = MISSING
+    max_steps_per_epoch: int | None = MISSING
+    val_fraction: float = MISSING
     ema: EmaSchema = field(default_factory=EmaSchema)
     mixup: MixupSchema = field(default_factory=MixupSchema)
 
 
 @dataclass
 class OptimizerSchema:
-    name: str = "adamw"
-    lr: float = 1e-3
-    blr: float | None = None
-    weight_decay: float = 0.0
+    name: str = MISSING
+    lr: float = MISSING
+    blr: float | None = MISSING
+    weight_decay: float = MISSING
+    impl: str = MISSING
+    # only some optimizers take these: absent means "not this optimizer's"
     momentum: float | None = None
-    nesterov: bool = False
+    nesterov: bool | None = None
     betas: list[float] | None = None
-    impl: str = "auto"
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] | None = None
 
 
 @dataclass
 class SchedulerSchema:
-    name: str = "cosine"
-    warmup_epochs: int = 0
-    warmup_lr: float = 1e-6
-    min_lr: float = 0.0
-    cooldown_epochs: int = 0
+    name: str = MISSING
+    # `none` takes none of these: absent means "not this schedule's"
+    warmup_epochs: int | None = None
+    warmup_lr: float | None = None
+    min_lr: float | None = None
+    cooldown_epochs: int | None = None
 
 
 @dataclass
 class LoggerSchema:
-    name: str = "wandb"
-    project: str = "spikesweep"
-    entity: str | None = None
-    mode: str = "auto"
-    group: str | None = None
+    name: str = MISSING
+    project: str = MISSING
+    entity: str | None = MISSING
+    mode: str = MISSING
+    group: str | None = MISSING
     tags: list[str] = field(default_factory=list)
 
 
 @dataclass
 class PathsSchema:
-    output_root: str = "."
-    data_dir: str = "data"
-    cache_dir: str = ".cache"
+    output_root: str = MISSING
+    data_dir: str = MISSING
+    cache_dir: str = MISSING
 
 
 SCHEMAS = {
@@ -120,10 +123,13 @@ def validate(cfg: DictConfig) -> None:
         if group not in cfg:
             raise ConfigError(f"config group '{group}' is missing from the composed config")
         try:
-            OmegaConf.merge(OmegaConf.structured(schema), cfg[group])
+            merged = OmegaConf.merge(OmegaConf.structured(schema), cfg[group])
         except OmegaConfBaseException as err:
             key = getattr(err, "full_key", None) or getattr(err, "key", None)
             raise ConfigError(f"{group}.{key}: {str(err).splitlines()[0]}" if key else f"{group}: {err}") from err
+        unset = sorted(OmegaConf.missing_keys(merged))
+        if unset:
+            raise ConfigError(f"{group}.{unset[0]} is not set: every {group} option in conf/{group}/ must state it")
     _check_targets(cfg)
     for key, allowed in CHOICES.items():
         value = OmegaConf.select(cfg, key)

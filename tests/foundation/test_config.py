@@ -40,3 +40,16 @@ def test_target_outside_the_allow_list_is_refused():
 def test_seed_must_be_an_integer():
     with pytest.raises(ConfigError, match="seed='abc' must be an integer >= 0"):
         validate(compose("seed=abc"))
+
+
+def test_defaults_live_in_conf_alone():
+    """The schemas state types only: a trainer option that leaves a key out is refused by name instead of
+    silently taking a second default from Python."""
+    from omegaconf import OmegaConf
+
+    cfg = compose()
+    with pytest.raises(ConfigError, match="trainer.epochs is not set: every trainer option in conf/trainer/"):
+        OmegaConf.set_struct(cfg, False)
+        del cfg.trainer["epochs"]
+        validate(cfg)
+    assert compose().trainer.epochs == 15  # conf/trainer/default.yaml's value, the only one

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from spikesweep.data.registry import DatasetMeta
+from spikesweep.assemble import assemble
 from spikesweep.models import build_model
 from spikesweep.spiking import build_neuron, build_surrogate, reset_states
 
@@ -54,7 +55,4 @@ def compose_recipe(name: str):
 
 def recipe_model(cfg) -> nn.Module:
     """The recipe's model, built with its neuron and surrogate for the shapes its dataset config states."""
-    shape = tuple(cfg.dataset.input_shape)
-    meta = DatasetMeta(int(cfg.dataset.num_classes), shape, int(cfg.dataset.T), temporal=len(shape) == 1)
-    neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate))
-    return build_model(cfg.model, neuron, meta)
+    return assemble(cfg, with_data=False).model

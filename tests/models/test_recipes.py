@@ -9,10 +9,8 @@ from pathlib import Path
 import pytest
 
 from spikesweep.config_schema import validate
-from spikesweep.models import build_model
-from spikesweep.spiking import build_neuron, build_surrogate
+from spikesweep.assemble import assemble
 from tests.conftest import REPO, compose
-from tests.models.transformer_helpers import meta
 
 STAND_INS = {"dataset": "digits", "neuron": "lif", "surrogate": "sigmoid"}
 
@@ -71,7 +69,5 @@ def test_recipe_model_builds_for_its_dataset(name):
     swaps = [f"{group}={STAND_INS[group]}" for group, option in _recipe_groups(name).items()
              if group != "dataset" and not (REPO / "conf" / group / f"{option}.yaml").exists()]
     cfg = compose(f"experiment={name}", *swaps)
-    neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate))
-    shape = tuple(int(v) for v in cfg.dataset.input_shape)
-    model = build_model(cfg.model, neuron, meta(int(cfg.dataset.num_classes), shape, int(cfg.dataset.T)))
+    model = assemble(cfg, with_data=False).model
     assert model.head.out_features == cfg.dataset.num_classes  # classes from the dataset, never the recipe

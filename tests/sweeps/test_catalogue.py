@@ -1,7 +1,6 @@
 """Every named multirun composes every one of its jobs, and each job really carries its axis values."""
 
 import pytest
-from types import SimpleNamespace
 
 from omegaconf import OmegaConf
 
@@ -87,13 +86,10 @@ def test_surrogate_shapes_cover_every_binary_surrogate_at_every_width():
 
 
 def test_spikingformer_sizes_build_under_the_sweep():
-    from spikesweep.models import build_model
-    from spikesweep.spiking import build_neuron, build_surrogate
+    from spikesweep.assemble import assemble
 
     for job in catalogue.grid(catalogue.load("spikingformer_cifar").params):
-        cfg = compose("+experiments=spikingformer_cifar", *job)
-        meta = SimpleNamespace(num_classes=10, input_shape=(3, 32, 32), time_steps=1, temporal=False)
-        build_model(cfg.model, build_neuron(cfg.neuron, build_surrogate(cfg.surrogate)), meta)
+        assemble(compose("+experiments=spikingformer_cifar", *job, "dataset.T=1"), with_data=False)
 
 
 ROWS = {  # survey row -> (neuron, norm, method); None: the recipe's own neuron

@@ -8,14 +8,12 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from torch import nn
 
-from spikesweep.data import build_datasets
-from spikesweep.engine.distributed import DistInfo
+from spikesweep.assemble import assemble
 from spikesweep.engine.data_loading import make_loaders
 from spikesweep.engine.devices import resolve_amp, resolve_device
-from spikesweep.models import build_model
-from spikesweep.spiking import build_neuron, build_surrogate, reset_states
+from spikesweep.engine.distributed import DistInfo
+from spikesweep.spiking import reset_states
 
 
 def _sync(device: torch.device) -> None:
@@ -26,29 +24,29 @@ def _sync(device: torch.device) -> None:
 def bench_data(cfg: DictConfig, batches: int) -> dict[str, Any]:
     """Time `batches` batches of the train loader (after its first, which starts the workers) and as many
     training steps (forward, backward, SGD update) on one batch already on the device."""
-    bundle = build_datasets(cfg.dataset, cfg.paths.data_dir)
     dist = DistInfo()
     device = resolve_device(cfg.trainer.device, dist)
-    loader, _ = make_loaders(bundle.train, bundle.test, cfg.trainer, dist, int(cfg.seed), device)
+    parts = assemble(cfg, device)
+    bundle, task = parts.data, parts.task
+    loader, _ = make_loaders(bundle.train, bundle.test, cfg.trainer, dist, int(cfg.seed), device, task.collate())
     batches = min(batches, len(loader) - 1)
     if batches < 1:
         raise ValueError(f"the training set gives {len(loader)} batch(es) of {cfg.trainer.batch_size}: too few to time")
     it = iter(loader)
-    x, y = next(it)
+    x, y = next(it)  # the task's batch: inputs and targets
     started, seen = time.perf_counter(), 0
     for _ in range(batches):
         seen += len(next(it)[1])
     loader_rate = seen / (time.perf_counter() - started)
 
-    neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), bundle.meta.time_steps, device)
-    model = build_model(cfg.model, neuron, bundle.meta).to(device)
+    model = parts.model.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     amp = resolve_amp(cfg.trainer.amp, device)
-    x, y = x.to(device), y.to(device)
+    x, _, target = task.batch_to((x, y), device, train=True)  # mixed as in training, where configured
 
     def step() -> None:
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            loss = nn.functional.cross_entropy(model(x).float().mean(0), y)
+            loss = task.loss(task.outputs(model(x)), target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

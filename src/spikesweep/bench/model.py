@@ -233,16 +233,15 @@ def bench_paper_models(
     """Each model (PAPER_MODELS by default) as a user gets it (`neuron: lif`, `backend: auto`, float32, no whole-model
     compile) against the same architecture on spikingjelly's eager LIFNode. The shapes come from the
     dataset config: no data files are read."""
+    from spikesweep.assemble import assemble
     from spikesweep.compose import compose_config
-    from spikesweep.data.registry import DatasetMeta
-    from spikesweep.spiking import build_neuron, build_surrogate
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     rows: list[dict[str, Any]] = []
     for name in models:
         cfg = compose_config([f"model={name}", "dataset=cifar10", "dataset.T=4"])
-        meta = DatasetMeta(int(cfg.dataset.num_classes), tuple(cfg.dataset.input_shape), int(cfg.dataset.T), False)
-        neuron = build_neuron(cfg.neuron, build_surrogate(cfg.surrogate), meta.time_steps, device.type)
+        parts = assemble(cfg, device.type, with_data=False)
+        meta, neuron = parts.meta, parts.neuron
         results = bench_model(dict(cfg.model), neuron, meta, batch, steps, warmup, False, device, None)
         rows += model_rows(results, name, cfg.neuron.name, meta.time_steps, batch, device.type, False)
     return rows

@@ -100,7 +100,7 @@ class Engine:
         self.stop_requested = stop_requested
         self.amp = resolve_amp(self.tcfg["amp"], device)
         self.sync = ProcessGroupSync(dist, device)
-        self.fold_bn = bool(self.tcfg.get("fold_bn_eval")) and not self.tcfg["compile"]  # a copy would recompile
+        self.fold_bn = bool(self.tcfg["fold_bn_eval"]) and not self.tcfg["compile"]  # a copy would recompile
         self.last_path = run_dir / "checkpoints" / "last.pt"
 
     # --- evaluation -------------------------------------------------------------------------------------
@@ -130,21 +130,21 @@ class Engine:
 
     def _set_up(self, train_set: Dataset, test_set: Dataset) -> None:
         tcfg, model, dist = self.tcfg, self.model, self.dist
-        train_set, val_set = hold_out(train_set, float(tcfg.get("val_fraction") or 0.0))
+        train_set, val_set = hold_out(train_set, float(tcfg["val_fraction"]))
         collate = self.task.collate()
         self.train_loader, self.test_loader = make_loaders(train_set, test_set, tcfg, dist, self.seed, self.device,
                                                            collate)
         self.val_loader = None if val_set is None else self.eval_loader(val_set)
         self.select_on = f"{'test' if val_set is None else 'val'}_{self.task.best_metric}"
         self.steps_per_epoch = len(self.train_loader)
-        if tcfg.get("max_steps_per_epoch"):
+        if tcfg["max_steps_per_epoch"]:
             self.steps_per_epoch = min(self.steps_per_epoch, int(tcfg["max_steps_per_epoch"]))
         model.to(self.device)
         if dist.enabled:
             log.info("distributed: rank %d of world size %d on %s", dist.rank, dist.world_size, self.device)
-        if tcfg.get("channels_last") and self.device.type == "cuda":
+        if tcfg["channels_last"] and self.device.type == "cuda":
             model.to(memory_format=torch.channels_last)
-        if tcfg.get("checkpoint_activations", "none") == "blocks":
+        if tcfg["checkpoint_activations"] == "blocks":
             log.info("recomputing activations of %d blocks in backward", enable_block_recompute(model))
         if self.method is not None:
             self.method.attach(model, self.device)
@@ -233,7 +233,8 @@ class Engine:
                 x, targets, outputs, loss = self._step(batch, epoch, step)
                 meter.update(outputs, targets, loss)
                 if self.stop_requested is not None and broadcast_flag(self.stop_requested(), self.dist):
-                    so_far = {"meter": meter.state(), "train_time": time_before + time.perf_counter() - t0}
+                    so_far = {"seen": meter.samples, "meter": meter.state(),
+                              "train_time": time_before + time.perf_counter() - t0}
                     if self.dist.is_main:
                         ckpt.save_atomic(self._checkpoint_state(epoch, step + 1, so_far), self.last_path)
                     log.warning("preempted: saved a mid-epoch checkpoint at epoch %d, step %d of %d",
@@ -252,7 +253,7 @@ class Engine:
         autocast = (lambda: torch.autocast(self.device.type, dtype=self.amp)) if self.amp else nullcontext
         if isinstance(method, OwnsBackward):
             outputs, loss = method.forward_backward(x, loss_targets, task.loss, autocast,
-                                                    lambda l: scaler.scale(l).backward())
+                                                    lambda loss_part: scaler.scale(loss_part).backward())
         else:
             with autocast():
                 outputs = task.outputs(self.net(x))
@@ -262,7 +263,7 @@ class Engine:
             scaler.scale(loss).backward()
         if broadcast_flag(not torch.isfinite(loss).item(), self.dist):  # before any weight changes
             raise NonFiniteLossError(f"loss became {loss.item()} at epoch {epoch}, step {step}")
-        grad_clip = self.tcfg.get("grad_clip")
+        grad_clip = self.tcfg["grad_clip"]
         edits_gradients = isinstance(method, EditsGradients)
         if grad_clip or edits_gradients:
             scaler.unscale_(optimizer)  # a method's own updates must not be divided by the loss scale

@@ -10,6 +10,8 @@ from timm.scheduler import create_scheduler_v2
 from timm.scheduler.scheduler import Scheduler
 from torch.optim.optimizer import _default_to_fused_or_foreach  # torch's own test of fused-kernel support
 
+from spikesweep.protocols import HasOptimizerGroups
+
 
 def resolve_lr(cfg: Mapping[str, Any], effective_batch: int) -> float:
     """The 'blr' rule of MAE-style recipes: lr = blr * effective_batch / 256, when blr is set."""
@@ -76,7 +78,7 @@ def build_optimizer(model: torch.nn.Module, cfg: Mapping[str, Any], lr: float) -
     weight_decay = float(cfg.get("weight_decay", 0.0))
     params = [p for p in model.parameters() if p.requires_grad]
     kwargs |= impl_flags(get_optimizer_info(name).opt_class, str(cfg.get("impl", "auto")), params)
-    if not hasattr(model, "optimizer_groups"):
+    if not isinstance(model, HasOptimizerGroups):
         return create_optimizer_v2(model, opt=name, lr=lr, weight_decay=weight_decay, filter_bias_and_bn=True, **kwargs)
     groups = param_groups(model, list(model.optimizer_groups()), weight_decay)
     return create_optimizer_v2(groups, opt=name, lr=lr, weight_decay=weight_decay, **kwargs)

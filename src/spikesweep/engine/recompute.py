@@ -18,16 +18,17 @@ from spikingjelly.activation_based import base
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from spikesweep.protocols import HasCheckpointBlocks
+
 
 def checkpointed_blocks(model: nn.Module) -> list[nn.Module]:
     """The blocks a model names in `checkpoint_blocks()`; a clear error for models that name none."""
-    blocks = getattr(model, "checkpoint_blocks", None)
-    if blocks is None:
+    if not isinstance(model, HasCheckpointBlocks):
         raise ValueError(
             f"trainer.checkpoint_activations=blocks: model {type(model).__name__} does not list its blocks "
             f"(checkpoint_blocks()); use trainer.checkpoint_activations=none"
         )
-    return list(blocks())
+    return list(model.checkpoint_blocks())
 
 
 def enable_block_recompute(model: nn.Module) -> int:

@@ -19,6 +19,7 @@ from torch import nn
 
 from spikesweep.engine import checkpoint as ckpt
 from spikesweep.models import build_model
+from spikesweep.protocols import HasFeatureLayers
 from spikesweep.spiking import reset_states
 
 
@@ -38,7 +39,7 @@ class Distillation:
             return
         pairs = (student, self.student_features, True), (self.teacher, self.teacher_features, False)
         for model, store, training_only in pairs:
-            layers = getattr(model, "feature_layers", None)
+            layers = model.feature_layers if isinstance(model, HasFeatureLayers) else None
             if not layers:
                 raise ValueError(f"feature distillation needs a model with feature_layers; {type(model).__name__} has none")
             for module in layers:

@@ -18,6 +18,7 @@ from spikingjelly.activation_based import base, functional
 from torch import nn
 
 from spikesweep.spiking.state import is_spiking_neuron
+from spikesweep.protocols import RunsStepByStep
 
 
 class OnlineTraining:
@@ -26,7 +27,7 @@ class OnlineTraining:
         self.model: nn.Module | None = None
 
     def attach(self, model: nn.Module, device: torch.device) -> None:
-        if not getattr(model, "runs_step_by_step", False):
+        if not (isinstance(model, RunsStepByStep) and model.runs_step_by_step):
             raise ValueError(
                 f"method=online needs a model that runs one time step at a time (survey_cf10, survey_scf10); "
                 f"model '{self.model_name}' cannot"

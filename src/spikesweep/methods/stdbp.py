@@ -25,6 +25,7 @@ from spikingjelly.activation_based import ann2snn, functional
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from spikesweep.protocols import HasStdpPairs
 from spikesweep.spiking import is_spiking_neuron
 from spikesweep.spiking.stdp import BatchedSTDPLearner
 
@@ -189,7 +190,7 @@ class BPSTDP:
         """One learner per pair; it records spikes in training only (evaluation batches must not pile up).
         Called before the optimizer is built, which then leaves the synapses out."""
         del device
-        pairs = getattr(model, "stdp_pairs", None)
+        pairs = model.stdp_pairs if isinstance(model, HasStdpPairs) else None
         if not pairs:
             raise ValueError(f"method=bp_stdp needs a model listing (synapse, neuron) in stdp_pairs; {type(model).__name__} has none")
         self.learners = [
