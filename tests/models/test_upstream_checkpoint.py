@@ -124,7 +124,7 @@ def test_code_in_a_checkpoint_is_refused(tmp_path):
 
 
 # --- the CLI, on a full-size model and the real entry point (digits: embedded, no download) ---------------
-DIGITS = ["dataset=digits", "model.pool=[false,false,true,false]"]  # 8x8 pools once
+DIGITS = ["dataset=digits", "model.pool=[false,false,true,false]", "model.heads=8"]  # 8x8 pools once; no recipe
 
 
 def upstream_state(model: torch.nn.Module, fmt: str = "spikingformer") -> dict[str, torch.Tensor]:
@@ -241,15 +241,19 @@ def test_cli_errors_are_one_line(tmp_path, source_model, capsys, fmt, edit, extr
     ("sdtv3", lambda: [1, 2], "dataset=cifar10", "holds a list, not a dict of weights"),
     ("sdtv3", lambda: {"epoch": 3, "args": argparse.Namespace(lr=1.0)}, "dataset=cifar10",
      "has no weights: expected a state dict, or a dict with one under model or state_dict (top-level keys: epoch, args)"),
-    ("spikingformer", lambda: fixture("spikingformer"), "dataset=cifar10",
+    ("spikingformer", lambda: fixture("spikingformer"), "dataset=cifar10 model.heads=4",
      "no registered model fits the checkpoint (spikingformer_2_32); pass model=NAME"),
     ("sdtv3", lambda: fixture("sdtv3"), "dataset=cifar10", "no registered model fits the checkpoint (sdtv3 with widths [8, 8, 16, 16])"),
+    ("spikingformer", lambda: fixture("spikingformer"), "dataset=cifar10",  # heads: 12 here, 8 on CIFAR100
+     "a spikingformer checkpoint does not record model.heads, which changes the logits: pass experiment=spikingformer_cifar10"),
+    ("spikingformer", lambda: fixture("spikingformer"), "dataset=digits",
+     "does not record model.heads, which changes the logits: pass model.heads=N (no spikingformer recipe for dataset=digits)"),
     ("sdtv3", lambda: fixture("sdtv3"), "experiment=sdtv3_s_cifar10",  # the recipe's model, sdtv3_s
      "shape mismatch at 'downsample1_1.encode_conv.weight' (ours 'stage1.0.conv.0.weight'): checkpoint [4, 3, 7, 7], sdtv3_s [16, 3, 7, 7]"),
 ])
 def test_cli_errors_on_the_file_contents(tmp_path, capsys, fmt, payload, args, message):
     torch.save(payload(), tmp_path / "upstream.pth")
-    assert_one_line_error(capsys, ["--from", fmt, str(tmp_path / "upstream.pth"), args], message)
+    assert_one_line_error(capsys, ["--from", fmt, str(tmp_path / "upstream.pth"), *args.split()], message)
 
 
 def assert_one_line_error(capsys, args: list[str], message: str) -> None:

@@ -252,6 +252,25 @@ def _sdtv3_size(upstream: Mapping[str, torch.Tensor]) -> str | None:
     return next((f"sdtv3_{size}" for size, dims in SIZES.items() if dims == widths), f"sdtv3 with widths {list(widths)}")
 
 
+# Settings that change a model's logits but no weight's shape, so a checkpoint cannot tell them: the recipe
+# for the checkpoint's dataset sets them (Spikingformer: 12 heads on CIFAR10, 8 elsewhere).
+UNSEEN = {"spikingformer": "model.heads"}
+RECIPE_FOR = {"spikingformer": {"cifar10": "spikingformer_cifar10", "cifar100": "spikingformer_cifar100",
+                                "cifar10_dvs": "spikingformer_cifar10_dvs", "dvs128_gesture": "spikingformer_dvs128",
+                                "imagenet_subset": "spikingformer_imagenet", "imagenet1k": "spikingformer_imagenet"}}
+
+
+def require_recipe(fmt: str, overrides: list[str]) -> None:
+    """Refuse to guess what the weights do not record: without experiment= (or the key itself), say which."""
+    key = UNSEEN.get(fmt)
+    given = {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[-1] for o in overrides}
+    if key is None or "experiment" in given or key in given:
+        return
+    recipe = RECIPE_FOR[fmt].get(given.get("dataset", ""))
+    fix = f"pass experiment={recipe}" if recipe else f"pass {key}=N (no {fmt} recipe for dataset={given.get('dataset')})"
+    raise UpstreamCheckpointError(f"a {fmt} checkpoint does not record {key}, which changes the logits: {fix}")
+
+
 def infer_model_name(fmt: str, upstream: Mapping[str, torch.Tensor]) -> str:
     """Our registered size with the checkpoint's widths and depth, read from its tensors' shapes."""
     from spikesweep.models.registry import model_names
