@@ -290,6 +290,7 @@ def _import_ckpt(fmt: str, path: Path, overrides: list[str], out: Path | None) -
     if not keys & {"dataset", "experiment"}:
         raise ValueError("pass dataset=NAME (or experiment=NAME): it sets the class count and input size the model is built for")
     state = upstream.read_upstream(path)
+    upstream.require_recipe(fmt, overrides)
     if not keys & {"model", "experiment"}:
         overrides = [f"model={upstream.infer_model_name(fmt, state)}", *overrides]
     if not keys & {"neuron", "surrogate", "experiment"}:

@@ -25,6 +25,40 @@ def test_parameter_count_matches_the_paper(name, meta, encoding, paper):
     assert abs(params(build(name, meta, encoding=encoding)) - paper) / paper < 0.005
 
 
+@pytest.mark.parametrize(("num_classes", "upstream"), [(10, 12_633_198), (100, 12_679_368)])
+def test_gac_cifar_parameter_count_is_upstreams_exactly(num_classes, upstream):
+    """bollossom/GAC CODE/CIFAR/models/MS_ResNet.py at ed8130a, msresnet18(num_classes) with GAC at T=6: its
+    attention convs have no bias (GAU.py), so any extra tensor shows up here, where 0.5 % would hide it."""
+    meta = DatasetMeta(num_classes=num_classes, input_shape=(3, 32, 32), time_steps=6, temporal=False)
+    assert params(build("msresnet18", meta, encoding="gac")) == upstream
+
+
+def test_gac_neuron_fires_strictly_above_threshold():
+    """Upstream's ZIF fires at mem - thresh > 0: a membrane exactly at the threshold stays silent."""
+    from spikesweep.spiking import build_neuron, build_surrogate
+
+    sn = build_neuron({"name": "gac_lif"}, build_surrogate({"name": "triangle"}))()
+    x = torch.tensor([[1.0, 1.0 + 1e-6, 0.5]], requires_grad=True)
+    assert sn(x).tolist() == [[0.0, 1.0, 0.0]]
+    sn.reset()
+    sn(x).sum().backward()
+    assert torch.allclose(x.grad, torch.tensor([[1.0, 1.0 - 1e-6, 0.5]]))  # ZIF at gamma 1: 1 - |u - 1|
+
+
+@pytest.mark.parametrize("name", ["atan", "sigmoid", "rectangle", "triangle", "trapezoid", "super_spike",
+                                  "piecewise_quadratic", "erf", "softsign"])
+def test_binary_surrogate_gradients_are_even(name):
+    """GacLIF takes its spike as 1 - surrogate(threshold - u); that has the surrogate's gradient only if
+    the gradient is an even function."""
+    from spikesweep.spiking import build_surrogate
+
+    half = torch.linspace(0, 3, 301)
+    x = torch.cat([-half.flip(0), half]).requires_grad_()
+    build_surrogate({"name": name})(x).sum().backward()
+    torch.testing.assert_close(x.grad, x.grad.flip(0), atol=1e-6, rtol=0)  # sigmoid's s (1 - s) rounds
+    assert x.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("encoding", ["gac", "direct", "poisson", "latency"])
 def test_every_encoding_trains_one_step(encoding):
     torch.manual_seed(0)

@@ -89,3 +89,19 @@ def test_real_entry_point_trains_on_digits(tmp_path):
                  "dataset.test_fraction=0.05")
     summary = train(compose(*SMOKE, *overrides), tmp_path, list(overrides))
     assert summary["status"] == "completed" and 0 <= summary["final"]["firing_rate"] <= 1
+
+
+def test_the_cifar_sweep_uses_upstreams_heads_per_size_and_dataset():
+    """zhouchenlin2096/Spikingformer cifar10.yml: 12 heads at dim 384, cifar100.yml: 8; dim 256 (no upstream
+    config, 12 does not divide it): 8. The sweep's own axes, as the sweeper gives them to each job."""
+    from spikesweep.sweeps.catalogue import grid, load
+    from tests.conftest import compose
+
+    expected = {("cifar10", "spikingformer_4_256"): 8, ("cifar10", "spikingformer_2_384"): 12,
+                ("cifar10", "spikingformer_4_384"): 12, ("cifar100", "spikingformer_4_256"): 8,
+                ("cifar100", "spikingformer_2_384"): 8, ("cifar100", "spikingformer_4_384"): 8}
+    seen = {}
+    for job in grid(load("spikingformer_cifar").params):
+        cfg = compose(*job, "+experiments=spikingformer_cifar")
+        seen[(cfg.dataset.name, cfg.model.name)] = cfg.model.heads
+    assert seen == expected

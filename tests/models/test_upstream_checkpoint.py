@@ -8,6 +8,13 @@ on a fixed input: {"model": state dict with upstream key names, "input", "logits
 Spikingformer: CIFAR 32x32, dim 32, depth 2, 4 heads, T=4; its ImageNet model.py and Spikingformer-CML's
 (zhouchenlin2096/Spikingformer-CML `cifar10/model.py` at 8e51213) at depth 1. SDT v3: 32x32, widths 8, 8,
 16, 16, T=1.
+
+GAC + MS-ResNet18 (msresnet_tiny.pt): bollossom/GAC `CODE/CIFAR/models/{MS_ResNet,GAU,layers}.py` at ed8130a,
+msresnet18(num_classes=10) with GAC, T=6 (fixed in upstream's __init__), blocks [3, 3, 2], its width constants
+shrunk from 64/128/256/512 to 8/8/16/32 (nothing else changed), 16x16 input; its full state dict, aliases
+included. The survey's cf10 CSNN (survey_cf10_tiny.pt): fangwei123456/chinese_snn_surrogate_gradient_review
+`cf10/baseline.py` at 2d8a509, CIFAR10Net(channels=4) with spikingjelly 0.0.0.0.14's LIFNode on its torch
+backend in place of cupy, T=4, fed as upstream's main() feeds it (the image repeated over T, output T-mean).
 """
 
 import argparse
@@ -20,6 +27,7 @@ import torch
 from spikesweep import cli
 from spikesweep.engine import checkpoint as ckpt
 from spikesweep.models import build_model
+from spikesweep.models.msresnet import MSResNet
 from spikesweep.models.sdtv3 import build_sdtv3
 from spikesweep.models.spikingformer import build_spikingformer
 from spikesweep.models.upstream_checkpoint import RULES, UpstreamCheckpointError, map_state, read_upstream
@@ -33,7 +41,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # spikes keep every product exact, but its BatchNorm and accumulations are float32 sums like any other:
 # a difference of about 1e-7 was seen on an AMD EPYC, so both get float32 accumulation room, far below
 # the 1e-3 that a wrong mapping moves the logits by (test_a_wrong_mapping_would_be_caught).
-ATOL = {"spikingformer": 1e-5, "sdtv3": 1e-5}
+ATOL = {"spikingformer": 1e-5, "sdtv3": 1e-5, "msresnet": 1e-5, "survey_cf10": 1e-5}
 # fixture -> (format, our model's settings that reproduce that upstream model)
 VARIANTS = {
     "spikingformer": ("spikingformer", {"depth": 2}),  # CIFAR: pools in tokenizer stages 3, 4 (our default)
@@ -41,6 +49,8 @@ VARIANTS = {
     # Spikingformer-CML's CIFAR model: conv -> BN -> max-pool in stages 2 and 3 (our cml default)
     "spikingformer_cml": ("spikingformer", {"depth": 1, "downsample": "cml"}),
     "sdtv3": ("sdtv3", {}),
+    "msresnet": ("msresnet", {}),
+    "survey_cf10": ("survey_cf10", {}),
 }
 
 
@@ -48,6 +58,11 @@ def tiny_model(fmt: str, **cfg) -> torch.nn.Module:
     """Our model at the fixtures' size, with the neuron upstream used (LIF tau 2 / MultiSpike D=4)."""
     if fmt == "spikingformer":
         return build_spikingformer(lif(), meta(10, (3, 32, 32), 4), **{"dim": 32, "depth": 2, "heads": 4, **cfg})
+    if fmt == "msresnet":  # GAC's CIFAR neuron: u = 0.5 u (1 - s) + x, fires above 1, ZIF (triangle) surrogate
+        gac_lif = build_neuron({"name": "gac_lif"}, build_surrogate({"name": "triangle"}))
+        return MSResNet(gac_lif, "cifar", (3, 3, 2), (8, 16, 32), 3, 10, 6, False, "gac", stem_channels=8)
+    if fmt == "survey_cf10":  # LIF tau 2, hard reset, detached, ATan
+        return build_model({"name": "survey_cf10", "channels": 4, "hidden": 64}, lif(), meta(10, (3, 32, 32), 4))
     multispike = build_neuron({"name": "multispike", "D": 4}, build_surrogate({"name": "ste", "D": 4}))
     return build_sdtv3(multispike, meta(10, (3, 32, 32), 1), dims=[8, 8, 16, 16], head_neuron={"norm_value": 1.0}, **cfg)
 
@@ -109,7 +124,7 @@ def test_code_in_a_checkpoint_is_refused(tmp_path):
 
 
 # --- the CLI, on a full-size model and the real entry point (digits: embedded, no download) ---------------
-DIGITS = ["dataset=digits", "model.pool=[false,false,true,false]"]  # 8x8 pools once
+DIGITS = ["dataset=digits", "model.pool=[false,false,true,false]", "model.heads=8"]  # 8x8 pools once; no recipe
 
 
 def upstream_state(model: torch.nn.Module, fmt: str = "spikingformer") -> dict[str, torch.Tensor]:
@@ -226,15 +241,19 @@ def test_cli_errors_are_one_line(tmp_path, source_model, capsys, fmt, edit, extr
     ("sdtv3", lambda: [1, 2], "dataset=cifar10", "holds a list, not a dict of weights"),
     ("sdtv3", lambda: {"epoch": 3, "args": argparse.Namespace(lr=1.0)}, "dataset=cifar10",
      "has no weights: expected a state dict, or a dict with one under model or state_dict (top-level keys: epoch, args)"),
-    ("spikingformer", lambda: fixture("spikingformer"), "dataset=cifar10",
+    ("spikingformer", lambda: fixture("spikingformer"), "dataset=cifar10 model.heads=4",
      "no registered model fits the checkpoint (spikingformer_2_32); pass model=NAME"),
     ("sdtv3", lambda: fixture("sdtv3"), "dataset=cifar10", "no registered model fits the checkpoint (sdtv3 with widths [8, 8, 16, 16])"),
+    ("spikingformer", lambda: fixture("spikingformer"), "dataset=cifar10",  # heads: 12 here, 8 on CIFAR100
+     "a spikingformer checkpoint does not record model.heads, which changes the logits: pass experiment=spikingformer_cifar10"),
+    ("spikingformer", lambda: fixture("spikingformer"), "dataset=digits",
+     "does not record model.heads, which changes the logits: pass model.heads=N (no spikingformer recipe for dataset=digits)"),
     ("sdtv3", lambda: fixture("sdtv3"), "experiment=sdtv3_s_cifar10",  # the recipe's model, sdtv3_s
      "shape mismatch at 'downsample1_1.encode_conv.weight' (ours 'stage1.0.conv.0.weight'): checkpoint [4, 3, 7, 7], sdtv3_s [16, 3, 7, 7]"),
 ])
 def test_cli_errors_on_the_file_contents(tmp_path, capsys, fmt, payload, args, message):
     torch.save(payload(), tmp_path / "upstream.pth")
-    assert_one_line_error(capsys, ["--from", fmt, str(tmp_path / "upstream.pth"), args], message)
+    assert_one_line_error(capsys, ["--from", fmt, str(tmp_path / "upstream.pth"), *args.split()], message)
 
 
 def assert_one_line_error(capsys, args: list[str], message: str) -> None:

@@ -85,10 +85,10 @@ class SpatialChannelAttention(nn.Module):
         pad = (before, after, before, after)
         self.body = nn.Sequential(
             nn.ZeroPad2d(pad),
-            nn.Conv2d(channels, channels, kernel_size),
+            nn.Conv2d(channels, channels, kernel_size, bias=False),  # upstream GAU.py: bias=False
             nn.ReLU(),
             nn.ZeroPad2d(pad),
-            nn.Conv2d(channels, channels, kernel_size),
+            nn.Conv2d(channels, channels, kernel_size, bias=False),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [T, B, C, H, W], steps folded into the batch

@@ -67,17 +67,19 @@ class MSResNet(nn.Module):
         time_steps: int,
         temporal: bool,
         encoding: str,
+        stem_channels: int = STEM_CHANNELS,
     ) -> None:
         super().__init__()
         self.time_steps, self.temporal, self.encoding = time_steps, temporal, encoding
+        self.blocks = tuple(blocks)  # per stage: upstream checkpoints number their blocks within a stage
         if variant == "imagenet":
-            stem = [*_conv_bn(in_channels, STEM_CHANNELS, 7, 2), layer.MaxPool2d(3, 2, 1, step_mode="m")]
+            stem = [*_conv_bn(in_channels, stem_channels, 7, 2), layer.MaxPool2d(3, 2, 1, step_mode="m")]
         else:
-            stem = [*_conv_bn(in_channels, STEM_CHANNELS, 3, 1)]
+            stem = [*_conv_bn(in_channels, stem_channels, 3, 1)]
         self.stem = nn.Sequential(*stem)
-        self.gac = GatedAttentionCoding(STEM_CHANNELS, time_steps, neuron) if encoding == "gac" else None
+        self.gac = GatedAttentionCoding(stem_channels, time_steps, neuron) if encoding == "gac" else None
         stages: list[nn.Module] = []
-        prev = STEM_CHANNELS
+        prev = stem_channels
         for i, (count, width) in enumerate(zip(blocks, widths, strict=True)):
             stride = 1 if i == 0 else 2
             for j in range(count):

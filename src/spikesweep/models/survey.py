@@ -98,9 +98,11 @@ def _conv_stages(
 
 @register_model("survey_cf10")
 def survey_cf10(
-    neuron: Callable[..., nn.Module], meta: Any, activation: str = "spiking", hidden: int = 2048, norm: str = "bn"
+    neuron: Callable[..., nn.Module], meta: Any, activation: str = "spiking", hidden: int = 2048, norm: str = "bn",
+    channels: int = 128,
 ) -> nn.Module:
-    """17,542,026 parameters on CIFAR10 (8192 -> 2048 -> 10 head) with BN; TEBN adds T per norm layer."""
+    """17,542,026 parameters on CIFAR10 (8192 -> 2048 -> 10 head) with BN; TEBN adds T per norm layer.
+    `channels` is upstream's --channels (128); upstream's hidden width is channels * 16 at 32 px."""
     act = _Activations(neuron, activation, "survey_cf10")
     check_norm("survey_cf10", norm)
     if len(meta.input_shape) != 3:
@@ -108,8 +110,8 @@ def survey_cf10(
     c, h, w = meta.input_shape
     if h % 4 or w % 4:
         raise ValueError(f"survey_cf10 pools twice by 2: image sides must be multiples of 4, got {h}x{w}")
-    features = _conv_stages(2, c, act, norm, meta.time_steps)  # first, so feature_layers run input to output
-    head = [layer.Linear(128 * (h // 4) * (w // 4), hidden, step_mode="m"), act(hidden),
+    features = _conv_stages(2, c, act, norm, meta.time_steps, channels)  # first: feature_layers run input to output
+    head = [layer.Linear(channels * (h // 4) * (w // 4), hidden, step_mode="m"), act(hidden),
             layer.Linear(hidden, meta.num_classes, step_mode="m")]
     return SurveyNet(features, head, lambda x: to_time_major(x, meta.time_steps, meta.temporal), act)
 

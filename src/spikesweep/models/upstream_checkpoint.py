@@ -1,4 +1,4 @@
-"""Upstream checkpoints (Spikingformer, SDT v3) as state dicts of our models.
+"""Upstream checkpoints (Spikingformer, SDT v3; GAC MS-ResNet and the survey's cf10 net) as our state dicts.
 
 Our modules are organised differently from the upstream ones (time-step containers, one Sequential per
 residual branch), so the parameter names differ while the tensors are the same. Each format is a table of
@@ -133,7 +133,38 @@ def sdtv3_rules(model: nn.Module) -> list[Rule]:
     return rules + [Rule(r"head\.(weight|bias)", r"head.\1")]
 
 
-RULES: dict[str, Callable[[nn.Module], list[Rule]]] = {"spikingformer": spikingformer_rules, "sdtv3": sdtv3_rules}
+def msresnet_rules(model: nn.Module) -> list[Rule]:
+    """bollossom/GAC `CODE/CIFAR/models/MS_ResNet.py` (ResNet with BasicBlock_MS and GAC). Upstream registers
+    each conv and BN twice (as conv1/bn1 and inside the tdLayer conv1_s) and each BN's inner BatchNorm2d
+    twice (bn and seqbn.module): the copies are the same tensors, so only the first name is read. Its blocks
+    are numbered within a stage (layer1.0, layer2.0, ...), ours across stages."""
+    starts = [sum(model.blocks[:i]) for i in range(len(model.blocks))]
+    rules = [Rule(r"(?:.+\.)?(?:conv[12]_s|fc1_s)\..+|.+\.seqbn\..+", None),  # the aliases
+             Rule(r"conv1\.weight", "stem.0.weight"), Rule(r"bn1\.bn\.(\w+)", r"stem.1.\1"),
+             Rule(r"encoding\.TA\.sharedMLP\.([02])\.weight", r"gac.ta.mlp.\1.weight"),
+             Rule(r"encoding\.SCA\.sharedMLP\.0\.weight", "gac.sca.body.1.weight"),
+             Rule(r"encoding\.SCA\.sharedMLP\.2\.weight", "gac.sca.body.4.weight"),
+             Rule(r"fc1\.(weight|bias)", r"fc.\1")]
+    for stage, start in enumerate(starts, start=1):
+        for n in range(model.blocks[stage - 1]):
+            up, ours = rf"layer{stage}\.{n}", f"stages.{start + n}"
+            rules += [Rule(rf"{up}\.conv([12])\.weight", rf"{ours}.conv\1.0.weight"),
+                      Rule(rf"{up}\.bn([12])\.bn\.(\w+)", rf"{ours}.conv\1.1.\2"),
+                      Rule(rf"{up}\.downsample\.layer\.module\.weight", f"{ours}.shortcut.0.weight"),
+                      Rule(rf"{up}\.downsample\.bn\.bn\.(\w+)", rf"{ours}.shortcut.1.\1")]
+    return rules
+
+
+def survey_cf10_rules(model: nn.Module) -> list[Rule]:
+    """chinese_snn_surrogate_gradient_review `cf10/` CIFAR10Net: the same layer order as ours, our feature
+    stack named features, its head classifier without upstream's leading Flatten."""
+    return [Rule(r"conv\.(\d+)\.(\w+)", r"features.\1.\2"), Rule(r"fc\.1\.(weight|bias)", r"classifier.0.\1"),
+            Rule(r"fc\.3\.(weight|bias)", r"classifier.2.\1")]
+
+
+RULES: dict[str, Callable[[nn.Module], list[Rule]]] = {
+    "spikingformer": spikingformer_rules, "sdtv3": sdtv3_rules, "msresnet": msresnet_rules, "survey_cf10": survey_cf10_rules,
+}
 
 
 def _neuron_buffers(model: nn.Module) -> set[str]:
@@ -219,6 +250,25 @@ def _sdtv3_size(upstream: Mapping[str, torch.Tensor]) -> str | None:
         return None
     widths = tuple(upstream[k].shape[0] for k in keys)
     return next((f"sdtv3_{size}" for size, dims in SIZES.items() if dims == widths), f"sdtv3 with widths {list(widths)}")
+
+
+# Settings that change a model's logits but no weight's shape, so a checkpoint cannot tell them: the recipe
+# for the checkpoint's dataset sets them (Spikingformer: 12 heads on CIFAR10, 8 elsewhere).
+UNSEEN = {"spikingformer": "model.heads"}
+RECIPE_FOR = {"spikingformer": {"cifar10": "spikingformer_cifar10", "cifar100": "spikingformer_cifar100",
+                                "cifar10_dvs": "spikingformer_cifar10_dvs", "dvs128_gesture": "spikingformer_dvs128",
+                                "imagenet_subset": "spikingformer_imagenet", "imagenet1k": "spikingformer_imagenet"}}
+
+
+def require_recipe(fmt: str, overrides: list[str]) -> None:
+    """Refuse to guess what the weights do not record: without experiment= (or the key itself), say which."""
+    key = UNSEEN.get(fmt)
+    given = {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[-1] for o in overrides}
+    if key is None or "experiment" in given or key in given:
+        return
+    recipe = RECIPE_FOR[fmt].get(given.get("dataset", ""))
+    fix = f"pass experiment={recipe}" if recipe else f"pass {key}=N (no {fmt} recipe for dataset={given.get('dataset')})"
+    raise UpstreamCheckpointError(f"a {fmt} checkpoint does not record {key}, which changes the logits: {fix}")
 
 
 def infer_model_name(fmt: str, upstream: Mapping[str, torch.Tensor]) -> str:

@@ -8,7 +8,11 @@ from torch import nn
 
 
 class GacLIF(base.MemoryModule):
-    """u_t = decay * u_{t-1} * (1 - s_{t-1}) + x_t;  s_t = surrogate(u_t - threshold).
+    """u_t = decay * u_{t-1} * (1 - s_{t-1}) + x_t;  s_t = H(u_t - threshold) with H(0) = 0 (strictly above).
+
+    Our surrogates' forward is x >= 0, so the spike is taken as 1 - surrogate(threshold - u):
+    the same value as upstream's (u - threshold > 0), and the same gradient for every binary surrogate,
+    whose derivatives are all even functions.
 
     The CIFAR code keeps the reset in the graph (gradients flow through 1 - s); the ImageNet code detaches
     it. Input [T, B, ...], output spikes of the same shape.
@@ -30,7 +34,7 @@ class GacLIF(base.MemoryModule):
         for x in x_seq:
             keep = 1 - (s.detach() if self.detach_reset and isinstance(s, torch.Tensor) else s)
             u = self.decay * u * keep + x
-            s = self.surrogate_function(u - self.threshold)
+            s = 1 - self.surrogate_function(self.threshold - u)  # fires at u > threshold, as upstream's ZIF
             spikes.append(s)
         self.v, self.s = u, s
         return torch.stack(spikes)
