@@ -185,6 +185,7 @@ def train(
                         run_id=wandb_id,
                         mode=cfg.logger.mode,
                         tags=list(cfg.logger.tags),
+                        replay_from=run_dir / "metrics.jsonl",  # on resume: the epochs wandb lacks
                     )
                 )
             except Exception as err:  # an unreachable wandb must not cost the training run
