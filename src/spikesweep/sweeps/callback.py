@@ -23,7 +23,7 @@ class SweepSummary(Callback):
         self.ended[Path(config.hydra.runtime.output_dir).resolve()] = failed
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from spikesweep.sweeps.compare import collect, to_markdown, write_csv
+        from spikesweep.sweeps.compare import collect, provenance_differences, to_markdown, write_csv
 
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = collect(sweep_dir) if sweep_dir.is_dir() else []
@@ -35,6 +35,8 @@ class SweepSummary(Callback):
         if rows:
             write_csv(rows, sweep_dir / "compare.csv")
             print(to_markdown(rows))
+            for line in provenance_differences(sweep_dir):
+                print(f"warning: {line}")
         _gather_speed_cells(sweep_dir)
         print(f"sweep {sweep_dir}: {len(by_dir) - len(failed_dirs)} succeeded, {len(failed_dirs)} failed")
         for run_dir in failed_dirs:
