@@ -236,6 +236,7 @@ def bench_cell(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
     (run_dir / "git.txt").write_text(git_description())
+    provenance.write(run_dir)
     try:
         summary = run_cell(OmegaConf.to_container(cfg.bench, resolve=True), run_dir)
     except ValueError as err:

@@ -10,7 +10,7 @@ summary.json (`extensions`) and in train.log.
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -102,7 +102,8 @@ def _show(value: Any) -> str:
 def decide(last: Path, current: Mapping[str, Any], eval_only: bool) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(the checkpoint to resume or None, the extension record or None), before the run writes anything:
     an unreadable last.pt or a changed config raises ResumeRefused and the run directory stays as it was."""
-    from spikesweep.engine import checkpoint as ckpt  # torch: not for the process that only submits a sweep
+    # imported here: it loads torch, which the process that only submits a sweep never needs
+    from spikesweep.engine import checkpoint as ckpt
 
     if eval_only or not last.exists():
         return None, None
@@ -121,4 +122,4 @@ def extensions(resume: Mapping[str, Any] | None, extension: dict[str, Any] | Non
     done = int(resume["epoch"]) + (0 if resume.get("step_in_epoch") else 1)  # epochs finished before this restart
     old, new = extension["epochs"]
     log.info("extending training: trainer.epochs %d -> %d after %d epochs done (resume.extend=true)", old, new, done)
-    return [*past, extension | {"after_epochs": done, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}]
+    return [*past, extension | {"after_epochs": done, "at": datetime.now(UTC).isoformat(timespec="seconds")}]

@@ -23,7 +23,12 @@ class SweepSummary(Callback):
         self.ended[Path(config.hydra.runtime.output_dir).resolve()] = failed
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from spikesweep.sweeps.compare import collect, provenance_differences, to_markdown, write_csv
+        from spikesweep.sweeps.compare import (
+            collect,
+            provenance_differences,
+            to_markdown,
+            write_csv,
+        )
 
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = collect(sweep_dir) if sweep_dir.is_dir() else []
