@@ -23,8 +23,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from spikesweep import REPO_ROOT, resolvers
+from spikesweep import IMPORTED_AT, REPO_ROOT, provenance, resolvers
 from spikesweep.config_schema import ConfigError, validate
+from spikesweep.engine import resume_policy
 
 resolvers.register()
 
@@ -72,6 +73,14 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     os.replace(tmp, run_dir / "summary.json")
 
 
+def first_step_times(from_process: float | None, job_started: float) -> dict[str, float | None]:
+    """`first_step_s` from this job's start (in a local multirun the process ran the jobs before it too);
+    `first_step_from_process_s` from the process's start, what `bench startup` measures."""
+    if from_process is None:
+        return {"first_step_s": None, "first_step_from_process_s": None}
+    return {"first_step_s": from_process + IMPORTED_AT - job_started, "first_step_from_process_s": from_process}
+
+
 def run_name(cfg: DictConfig, overrides: list[str]) -> str:
     """wandb run name: the overrides that distinguish this job, else the config name."""
     shown = [o for o in overrides if not o.startswith(("hydra.", "paths.", "logger.", "+experiments"))]
@@ -106,12 +115,22 @@ def train(
     started = time.time()
     summary: dict[str, Any] = {"status": "running", "run_dir": str(run_dir), "where": where_it_ran()}
     last = run_dir / "checkpoints" / "last.pt"
-    resume = ckpt.load(last) if last.exists() and not cfg.trainer.eval_only else None
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    try:  # before anything is written: a refused restart leaves the run directory as it was
+        resume, extension = resume_policy.decide(last, resolved, bool(cfg.trainer.eval_only))
+    except resume_policy.ResumeRefused:
+        if lock.is_locked:
+            lock.release()
+        shutdown_distributed()
+        raise
+    extensions = resume_policy.extensions(resume, extension)
+    if extensions:
+        summary["extensions"] = extensions
     if dist.is_main:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
         (run_dir / "git.txt").write_text(git_description())
+        provenance.write(run_dir)
     # One persistent compile cache for whole-model compile and the `compile` neuron backend alike, in the
     # project's cache rather than /tmp: a later run of a shape skips the compilation. Set, not defaulted:
     # importing torch's compiler already wrote its /tmp default into the environment.
@@ -126,6 +145,7 @@ def train(
             "dataset": cfg.dataset.name,
             "params": sum(p.numel() for p in model.parameters()),
             "num_classes": parts.meta.num_classes,
+            "split_hash": provenance.split_hash(bundle.train, bundle.test),
         }
         after_fit = method.after_fit if isinstance(method, RunsAfterFit) else None
         engine_args = dict(model=model, task=parts.task, cfg=cfg, run_dir=run_dir, dist=dist, device=device,
@@ -162,17 +182,18 @@ def train(
                         run_id=wandb_id,
                         mode=cfg.logger.mode,
                         tags=list(cfg.logger.tags),
+                        replay_from=run_dir / "metrics.jsonl",  # on resume: the epochs wandb lacks
                     )
                 )
             except Exception as err:  # an unreachable wandb must not cost the training run
                 log.error("wandb could not start, logging to metrics.jsonl only: %s", err)
-        extra = {"config": resolved, "wandb_id": wandb_id, "model_name": cfg.model.name}
+        extra = {"config": resolved, "wandb_id": wandb_id, "model_name": cfg.model.name, "extensions": extensions}
         status = "failed"
         try:
             engine = Engine(tracker=tracker, checkpoint_extra=extra, stop_requested=stop_requested, **engine_args)
             result = engine.fit(bundle.train, bundle.test, resume)
             summary |= {"epochs": result.epochs_done, "final": result.final, "best": result.best,
-                        "steps_this_run": result.steps, "first_step_s": result.first_step_s}
+                        "steps_this_run": result.steps, **first_step_times(result.first_step_s, started)}
             if after_fit is not None and dist.is_main and result.status == "completed":
                 summary[cfg.method.name] = after_fit(model, bundle.train, bundle.test, run_dir)
             status = result.status
@@ -211,6 +232,7 @@ def bench_cell(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
     (run_dir / "git.txt").write_text(git_description())
+    provenance.write(run_dir)
     try:
         summary = run_cell(OmegaConf.to_container(cfg.bench, resolve=True), run_dir)
     except ValueError as err:
@@ -224,6 +246,7 @@ def bench_cell(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str
 def hydra_main(cfg: DictConfig) -> str:
     """In a sweep a failed job is recorded and the sweep goes on; a single run exits non-zero."""
     from spikesweep.engine.preemption import Preemption
+    from spikesweep.job_failure import log_to_file_only, record_failed_job
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
@@ -239,12 +262,15 @@ def hydra_main(cfg: DictConfig) -> str:
     except (RunError, ConfigError) as err:
         if hc.mode == RunMode.MULTIRUN:
             log.error("job %s failed: %s", hc.job.num, err)
+            record_failed_job(run_dir, err)
             return "failed"
+        log_to_file_only(f"error: {err}")  # the terminal gets it from SystemExit
         raise SystemExit(f"error: {err}") from None
-    except Exception:
+    except Exception as err:
         if hc.mode != RunMode.MULTIRUN:
             raise
         log.exception("job %s crashed; the sweep goes on", hc.job.num)  # one bad job never sinks the others
+        record_failed_job(run_dir, err)
         return "failed"
     if status == "preempted":  # the checkpoint is on disk and the run directory unlocked
         preemption.deliver()  # outside the try: submitit's "not requeued" error must reach submitit

@@ -95,15 +95,21 @@ def test_preemption_signal_saves_mid_epoch_and_the_rerun_skips_the_steps_done(tm
 
 
 def test_mid_epoch_resume_with_another_data_order_is_refused(tmp_path):
-    from spikesweep.run import RunError, train
+    from spikesweep.engine.checkpoint import CheckpointError
+    from spikesweep.engine.loop import _check_data_order
+    from spikesweep.engine.resume_policy import ResumeRefused
+    from spikesweep.run import train
     from tests.conftest import compose
 
     args = ("trainer.epochs=1", "trainer.max_steps_per_epoch=3", "logger=none")
     summary = train(compose(*args), tmp_path, [], stop_requested=lambda: True)
     assert summary["status"] == "preempted" and summary["steps_this_run"] == 1
-    with pytest.raises(RunError, match=r"cannot resume the mid-epoch checkpoint .*: its batches were drawn with "
-                                       r"another seed 0 -> 1; restore"):
+    with pytest.raises(ResumeRefused, match=r"cannot resume .*: the config changed what it trained \(seed 0 -> 1\)"):
         train(compose(*args, "seed=1"), tmp_path, [])
+    # what the config does not hold: the number of processes the batches were split over
+    saved = {"seed": 0, "world_size": 2, "batch_size": 64}
+    with pytest.raises(CheckpointError, match=r"its batches were drawn with another world_size 2 -> 1; restore"):
+        _check_data_order(saved, saved | {"world_size": 1}, tmp_path / "last.pt")
 
 
 def test_unknown_preemption_signal_name_is_one_clear_line(monkeypatch):

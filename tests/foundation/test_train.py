@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from spikesweep import IMPORTED_AT
+from spikesweep.engine.resume_policy import ResumeRefused
 from spikesweep.run import RunError, train
 from tests.conftest import SMOKE, compose
 
@@ -21,7 +22,12 @@ def test_run_directory_holds_everything(tmp_path):
     called = time.time() - IMPORTED_AT
     summary = _train(tmp_path, "trainer.epochs=2", "seed=3")
     assert summary["status"] == "completed" and summary["epochs"] == 2
-    assert called < summary["first_step_s"] < time.time() - IMPORTED_AT  # counted from the process's start
+    assert called < summary["first_step_from_process_s"] < time.time() - IMPORTED_AT  # from the process's start
+    assert 0 < summary["first_step_s"] < summary["wall_time_s"]  # from the job's start
+    env = json.loads((tmp_path / "env.json").read_text())
+    assert env["torch"] == torch.__version__.split("+")[0] and env["python"] and env["hydra-core"]
+    assert f"torch=={env['torch']}" in (tmp_path / "pip-freeze.txt").read_text().splitlines()
+    assert summary["split_hash"] is None  # digits: an in-memory split fixed by the config
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["final"]["test_top1"] == summary["final"]["test_top1"]
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -71,6 +77,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     last = tmp_path / "checkpoints" / "last.pt"
     state = torch.load(last, weights_only=True)
     state["epoch"] = 0  # pretend only the first epoch finished, so the resumed run trains again
+    state["config"]["optimizer"]["lr"] = 1e38  # ... and with this config (a changed one is refused)
+    state["config"]["trainer"]["max_steps_per_epoch"] = 3
     torch.save(state, last)
     good = last.read_bytes()
     with pytest.raises(RunError, match="loss became (nan|inf)"):
@@ -103,8 +111,8 @@ def test_resume_with_another_optimizer_is_refused(tmp_path):
     state = torch.load(last, weights_only=True)
     state["epoch"] = 0
     torch.save(state, last)
-    with pytest.raises(RunError, match="another optimizer than optimizer=sgd"):
-        _train(tmp_path, "trainer.epochs=2", "optimizer=sgd")
+    with pytest.raises(ResumeRefused, match=r"\(optimizer adamw -> sgd\); restore them"):
+        _train(tmp_path, "trainer.epochs=2", "trainer.max_steps_per_epoch=1", "optimizer=sgd")
 
 
 def test_held_out_split_selects_the_best_epoch_and_keeps_the_test_set_choice_apart(tmp_path):

@@ -30,7 +30,7 @@ def test_disk_full_during_checkpoint_keeps_the_previous_one(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
 
     out = subprocess.run(
-        [*base, "trainer.epochs=2"], env=env, capture_output=True, text=True, timeout=300, preexec_fn=limit_file_size
+        [*base, "trainer.epochs=2", "resume.extend=true"], env=env, capture_output=True, text=True, timeout=300, preexec_fn=limit_file_size
     )
     assert out.returncode != 0
     assert "could not write checkpoint" in out.stderr and "the previous checkpoint is intact" in out.stderr

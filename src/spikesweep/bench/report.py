@@ -111,7 +111,8 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
         "## 3. Startup",
         table(startup),
         "Whole processes from launch to exit (`seconds` wall, `cpu_s` of the child) and, for the run, its own "
-        "`first_step_s`: from the start of the process to the end of its first optimizer step, the figure "
+        "`first_step_s` (summary.json's `first_step_from_process_s`): from the start of the process to the end "
+        "of its first optimizer step, the figure "
         "the 5 s target is about (the run then evaluates the test split and writes its files).",
         "## 4. Sweep dispatch",
         table(dispatch),

@@ -1,6 +1,7 @@
 """How long a user waits: `spikesweep list`, and a one-step digits run from launch to exit, measured as
 whole processes (imports, composition, data, model, one optimizer step, evaluation, files), with the run's
-own `first_step_s` (process start to the end of the first optimizer step, from its summary.json): the
+own `first_step_from_process_s` (process start to the end of the first optimizer step, from its
+summary.json; its `first_step_s` counts from the job's start instead): the
 figure the issue's 5 s target is about.
 
 Wall time is what the user sees; CPU time (user + system of the child) is reported beside it because on a
@@ -23,9 +24,9 @@ def _cpu_of_children() -> float:
 
 
 def _first_step(cwd: Path) -> float | None:
-    """first_step_s of the newest run under cwd/outputs, if the command trained."""
+    """first_step_from_process_s of the newest run under cwd/outputs, if the command trained."""
     summaries = sorted(cwd.glob("outputs/*/*/summary.json"), key=lambda p: p.stat().st_mtime)
-    return json.loads(summaries[-1].read_text()).get("first_step_s") if summaries else None
+    return json.loads(summaries[-1].read_text()).get("first_step_from_process_s") if summaries else None
 
 
 def _timings(args: list[str], repeats: int) -> tuple[float, float, float | None]:

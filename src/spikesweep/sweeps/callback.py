@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Any
 
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -11,20 +12,41 @@ LAST_SWEEP: dict[str, Any] = {}
 
 
 class SweepSummary(Callback):
+    """Counts from the jobs' summary.json files, and, for jobs that ran in this process (the local
+    launcher), from what they returned: a job refused without touching its directory still counts."""
+
+    def __init__(self) -> None:
+        self.ended: dict[Path, bool] = {}  # run dir -> failed, for the jobs that ran in this process
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        failed = job_return.status != JobStatus.COMPLETED or job_return._return_value == "failed"
+        self.ended[Path(config.hydra.runtime.output_dir).resolve()] = failed
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from spikesweep.sweeps.compare import collect, to_markdown, write_csv
+        from spikesweep.sweeps.compare import (
+            collect,
+            provenance_differences,
+            to_markdown,
+            write_csv,
+        )
 
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = collect(sweep_dir) if sweep_dir.is_dir() else []
-        failed = [r for r in rows if r["status"] != "completed"]
-        LAST_SWEEP.update(dir=sweep_dir, jobs=len(rows), failed=len(failed))
+        by_dir = {(sweep_dir / r["job"]).resolve(): r["status"] != "completed" for r in rows}
+        for run_dir, failed in self.ended.items():
+            by_dir[run_dir] = by_dir.get(run_dir, False) or failed
+        failed_dirs = sorted((d for d, failed in by_dir.items() if failed), key=str)
+        LAST_SWEEP.update(dir=sweep_dir, jobs=len(by_dir), failed=len(failed_dirs))
         if rows:
             write_csv(rows, sweep_dir / "compare.csv")
             print(to_markdown(rows))
+            for line in provenance_differences(sweep_dir):
+                print(f"warning: {line}")
         _gather_speed_cells(sweep_dir)
-        print(f"sweep {sweep_dir}: {len(rows) - len(failed)} succeeded, {len(failed)} failed")
-        for row in failed:
-            print(f"  failed: {sweep_dir / row['job']} (see its train.log)")
+        print(f"sweep {sweep_dir}: {len(by_dir) - len(failed_dirs)} succeeded, {len(failed_dirs)} failed")
+        for run_dir in failed_dirs:
+            print(f"  failed: {run_dir} (see its train.log)")
+        self.ended.clear()
 
 
 def _gather_speed_cells(sweep_dir: Path) -> None:

@@ -21,7 +21,7 @@ def collect(root: Path) -> list[dict[str, Any]]:
         final, best = summary.get("final") or {}, summary.get("best") or {}
         rows.append(
             {
-                "job": str(run_dir.relative_to(root)) if run_dir != root else ".",
+                "job": _job(run_dir, root),
                 "overrides": [o for o in overrides if not o.startswith("+experiments=")],
                 "status": summary.get("status", "unknown"),
                 "final_top1": final.get("test_top1"),
@@ -69,12 +69,56 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer.writerows(rows)
 
 
+#: env.json keys that differ between machines without changing results.
+NOT_COMPARED = ("executable", "platform", "earlier")
+
+
+def _provenance(run_dir: Path) -> dict[str, Any]:
+    """What produced a run beyond its config: env.json's versions, pip-freeze.txt's packages, the split hash."""
+    out: dict[str, Any] = {}
+    env_path, freeze_path = run_dir / "env.json", run_dir / "pip-freeze.txt"
+    if env_path.exists():
+        out |= {k: v for k, v in json.loads(env_path.read_text()).items() if k not in NOT_COMPARED}
+    if freeze_path.exists():
+        for line in freeze_path.read_text().splitlines():
+            name, _, version = line.partition("==")
+            out.setdefault(f"package {name.lower()}", version)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    if summary.get("split_hash"):
+        out[f"split_hash of {summary.get('dataset')}"] = summary["split_hash"]
+    return out
+
+
+def provenance_differences(root: Path) -> list[str]:
+    """One line per version, package or split hash that differs between the runs under root (runs without
+    env.json, from before it existed, are left out): their numbers were not produced alike."""
+    runs = {_job(p.parent, root): _provenance(p.parent) for p in sorted(root.rglob("summary.json"), key=_job_order)}
+    runs = {job: prov for job, prov in runs.items() if prov}
+    lines = []
+    for key in sorted({k for prov in runs.values() for k in prov}):
+        groups: dict[str, list[str]] = {}
+        for job, prov in runs.items():
+            groups.setdefault(str(prov.get(key, "(none)")), []).append(job)
+        if len(groups) > 1:
+            lines.append(f"{key} differs: " + "; ".join(f"{v} (job {', '.join(j)})" for v, j in groups.items()))
+    return lines
+
+
+def _job(run_dir: Path, root: Path) -> str:
+    return str(run_dir.relative_to(root)) if run_dir != root else "."
+
+
 def compare(root: Path) -> tuple[str, list[dict[str, Any]]]:
-    """Markdown table of the runs under root; writes root/compare.csv beside them."""
+    """Markdown table of the runs under root, then what differs in how they were produced; writes
+    root/compare.csv beside them."""
     if not root.is_dir():
         raise FileNotFoundError(f"no such directory: {root}")
     rows = collect(root)
     if not rows:
         raise FileNotFoundError(f"no runs (summary.json files) under {root}")
     write_csv(rows, root / "compare.csv")
+    differences = provenance_differences(root)
+    if differences:
+        flagged = "\n".join(f"- {line}" for line in differences)
+        return f"{to_markdown(rows)}\n\nwarning: these runs were not produced alike:\n{flagged}", rows
     return to_markdown(rows), rows

@@ -1,10 +1,16 @@
 """wandb runs: online with an API key, otherwise real offline runs under the run dir (`wandb sync` later)."""
 
+import logging
 import os
 import secrets
 import string
 from pathlib import Path
 from typing import Any
+
+from spikesweep.tracking.jsonl import read_metrics
+from spikesweep.tracking.wandb_offline import logged_steps
+
+log = logging.getLogger(__name__)
 
 
 def wandb_mode(requested: str) -> str:
@@ -34,7 +40,9 @@ class WandbTracker:
         run_id: str,
         mode: str,
         tags: list[str],
+        replay_from: Path | None = None,
     ) -> None:
+        """`replay_from` (metrics.jsonl): on resume, log the epochs it holds that the wandb run lacks."""
         import wandb
 
         os.environ.setdefault("WANDB_SILENT", "true")
@@ -51,9 +59,34 @@ class WandbTracker:
             tags=tags,
             settings=wandb.Settings(console="off", x_disable_stats=True),
         )
+        self.held = self._steps_held(run_dir, run_id)
+        if replay_from is not None:
+            self.replay(read_metrics(replay_from))
+
+    def _steps_held(self, run_dir: Path, run_id: str) -> set[int]:
+        """The epochs the wandb run already has, so none is logged twice. Offline: those in the earlier
+        offline files of this run id (a run killed with SIGKILL loses what wandb-core had not written: those
+        are missing, and replayed). Online: the server's history is a prefix, every step below run.step."""
+        if getattr(self.run, "disabled", False):
+            return set()
+        if self.run.offline:
+            current = Path(self.run.dir).parent / f"run-{run_id}.wandb"
+            return logged_steps(run_dir / "wandb", run_id, exclude=current)
+        return set(range(self.run.starting_step))
+
+    def replay(self, rows: list[dict[str, Any]]) -> None:
+        """Log the metrics.jsonl rows (one per epoch) the wandb run lacks, in order."""
+        missing = [row for row in rows if row["epoch"] not in self.held]
+        for row in missing:
+            self.log({k: v for k, v in row.items() if k != "epoch"}, row["epoch"])
+        if missing:
+            log.info("wandb: replayed epochs %s from metrics.jsonl", ", ".join(str(r["epoch"]) for r in missing))
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
+        if step in self.held:  # an epoch redone after a kill: wandb keeps the first record of it
+            return
         self.run.log(metrics, step=step)
+        self.held.add(step)
 
     def finish(self, status: str) -> None:
         self.run.summary["status"] = status
