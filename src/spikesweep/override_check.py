@@ -38,6 +38,31 @@ def _is_sweep(override: str) -> bool:
         return "," in override
 
 
+FACTORY_KEYS = ("_target_", "class", "()")
+
+
+def _hydra_problem(overrides: list[str]) -> str | None:
+    """Hydra builds its launcher, sweeper, callbacks and log handlers before any job starts, so the job's own
+    `_target_` check comes too late for them: check the composed `hydra` node here."""
+    from hydra.errors import HydraException
+
+    from spikesweep.config_schema import ConfigError, check_hydra_targets
+
+    given = [o for o in overrides if "=" in o and not o.startswith("-")]
+    for o in given:
+        key = o.split("=", 1)[0]
+        if key.rsplit(".", 1)[-1] in FACTORY_KEYS and _is_sweep(o):
+            return f"{key.lstrip('+~')} cannot be swept: give one value"
+    try:
+        cfg = compose_config([o for o in given if not _is_sweep(o)], hydra_config=True)
+        check_hydra_targets(cfg.hydra)
+    except ConfigError as err:
+        return str(err)
+    except HydraException as err:
+        return str(err).splitlines()[0]
+    return None
+
+
 def check(overrides: list[str]) -> str | None:
     """The problem with these overrides in one line, or None when they compose."""
     from hydra.errors import HydraException
@@ -46,7 +71,7 @@ def check(overrides: list[str]) -> str | None:
     plain = [o for o in overrides if "=" in o and not o.startswith(("hydra", "-", "~")) and not _is_sweep(o)]
     try:
         compose_config(plain)
-        return None
+        return _hydra_problem(overrides)
     except HydraException as err:
         message = str(err)
     missing_option = re.search(r"Could not find '([^']+)/([^']+)'", message)

@@ -15,7 +15,7 @@ import torch
 from filelock import FileLock
 
 from spikesweep.run import RunError, train
-from tests.conftest import SMOKE, compose
+from tests.conftest import SMOKE, compose, run_cli
 
 
 def test_disk_full_during_checkpoint_keeps_the_previous_one(tmp_path):
@@ -58,6 +58,38 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path, monkeypatch):
     with pytest.raises(RunError, match="cannot load checkpoint"):
         train(compose(*SMOKE, "trainer.eval_only=true", f"ckpt={evil}"), tmp_path / "run", [])
     assert not (tmp_path / "pwned").exists()
+
+
+def test_hydra_callback_that_would_run_code_is_refused(tmp_path):
+    """Hydra builds callbacks before any job: the `_target_` allow-list must reach `hydra.*` too."""
+    copied = tmp_path / "copied"
+    out = run_cli("train", *SMOKE, f"hydra.run.dir={tmp_path / 'run'}", "+hydra.callbacks.x._target_=shutil.copy",
+                  "+hydra.callbacks.x.src=/etc/hostname", f"+hydra.callbacks.x.dst={copied}", cwd=tmp_path)
+    assert out.returncode == 2 and not copied.exists()
+    assert out.stderr.strip() == (
+        "error: hydra.callbacks.x._target_=shutil.copy is not allowed; _target_ must start with one of "
+        "spikesweep., hydra_plugins., hydra._internal.core_plugins."
+    )
+
+
+@pytest.mark.parametrize("override", [
+    "hydra.callbacks.sweep_summary._target_=builtins.exec",
+    "hydra.launcher._target_=${oc.env:NO_SUCH_VARIABLE,os.system}",  # an interpolation hides nothing
+    "hydra.job_logging.handlers.console.class=shutil.copy",  # logging's dictConfig calls `class` too
+    "+hydra.callbacks.x._target_=shutil.copy,os.system",
+])
+def test_every_factory_under_hydra_is_checked(override):
+    from spikesweep.override_check import check
+
+    assert check([override]) is not None
+
+
+def test_the_projects_own_launchers_sweeper_and_callbacks_pass():
+    from spikesweep.override_check import check
+
+    assert check(["+experiments=demo"]) is None
+    assert check(["hydra/launcher=slurm", "+cluster=example"]) is None
+    assert check(["hydra/launcher=local", "hydra.job_logging.handlers.console.class=logging.StreamHandler"]) is None
 
 
 def test_api_key_never_reaches_run_files(tmp_path, monkeypatch):
