@@ -76,7 +76,7 @@ def cmd_sweep(args: list[str]) -> int:
         return 2
     from spikesweep.override_check import check
 
-    problem = check([f"+experiments={sweep.name}", *overrides])
+    problem = check(["-m", f"+experiments={sweep.name}", *overrides])
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -90,8 +90,10 @@ def _dry_run(sweep, overrides: list[str]) -> int:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from hydra.errors import HydraException
+
     from spikesweep.compose import compose_config
-    from spikesweep.config_schema import validate
+    from spikesweep.config_schema import ConfigError, validate
 
     params = {**sweep.params}
     fixed = []
@@ -104,7 +106,11 @@ def _dry_run(sweep, overrides: list[str]) -> int:
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
     jobs = BasicSweeper.split_arguments(parsed, None)[0]
     for i, job in enumerate(jobs):
-        validate(compose_config([f"+experiments={sweep.name}", *fixed, *job]))
+        try:
+            validate(compose_config([f"+experiments={sweep.name}", *fixed, *job]))
+        except (HydraException, ConfigError) as err:
+            print(f"error: job {i} ({' '.join(job)}): {str(err).splitlines()[0]}", file=sys.stderr)
+            return 2
         print(f"{i:4d}  {' '.join(job)}")
     launcher = compose_config([f"+experiments={sweep.name}", *fixed, *jobs[0]], hydra_config=True).hydra.launcher
     gpus = (launcher.get("gpus_per_node") or 0) * (launcher.get("nodes") or 1)
