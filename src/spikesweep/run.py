@@ -193,6 +193,9 @@ def train(
     except (ConfigError, ValueError, ckpt.CheckpointError, FileNotFoundError, DataWorkerError) as err:
         summary |= {"status": "failed", "error": str(err)}
         raise RunError(str(err)) from err
+    except KeyboardInterrupt:
+        summary["status"] = "interrupted"
+        raise
     except BaseException as err:
         summary |= {"status": "failed", "error": f"{type(err).__name__}: {err}"}
         raise
@@ -227,6 +230,7 @@ def bench_cell(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str
 @hydra.main(config_path=str(REPO_ROOT / "conf"), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> str:
     """In a sweep a failed job is recorded and the sweep goes on; a single run exits non-zero."""
+    from spikesweep.crash import crash_line, interrupted
     from spikesweep.engine.preemption import Preemption
 
     hc = HydraConfig.get()
@@ -245,10 +249,13 @@ def hydra_main(cfg: DictConfig) -> str:
             log.error("job %s failed: %s", hc.job.num, err)
             return "failed"
         raise SystemExit(f"error: {err}") from None
-    except Exception:
+    except KeyboardInterrupt:
+        raise SystemExit(interrupted(run_dir)) from None
+    except Exception as err:  # a bug in model or data code: its traceback goes to train.log, not the terminal
+        line = crash_line(err, run_dir)
         if hc.mode != RunMode.MULTIRUN:
-            raise
-        log.exception("job %s crashed; the sweep goes on", hc.job.num)  # one bad job never sinks the others
+            raise SystemExit(f"error: {line}") from None
+        log.error("job %s crashed: %s; the sweep goes on", hc.job.num, line)  # one bad job never sinks the others
         return "failed"
     if status == "preempted":  # the checkpoint is on disk and the run directory unlocked
         preemption.deliver()  # outside the try: submitit's "not requeued" error must reach submitit

@@ -184,3 +184,55 @@ def test_killed_data_loader_worker_stops_the_run_in_one_line_and_a_restart_resum
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=600)
     epochs = [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()]
     assert epochs == list(range(6)), "the restart must continue after the last checkpoint, without duplicates"
+
+
+def test_ctrl_c_says_how_to_resume_and_records_interrupted(tmp_path):
+    cmd = [sys.executable, "-m", "spikesweep.cli", "train", "logger=none", "trainer.epochs=50", f"hydra.run.dir={tmp_path}"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 1):  # training has started
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before Ctrl-C"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == f"interrupted; restart in {tmp_path} to resume"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and "error" not in summary
+
+
+_EXPLODING_MODEL = """
+import sys, torch
+from spikesweep import cli
+from spikesweep.models import register_model
+
+class Exploding(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(1, 1)
+
+    def forward(self, x):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (a bug in model code)")
+
+register_model("exploding")(lambda neuron, meta, **params: Exploding())
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_unexpected_error_is_one_line_with_its_traceback_in_train_log(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-c", _EXPLODING_MODEL, "train", *SMOKE, "model.name=exploding", f"hydra.run.dir={tmp_path}"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert out.stderr.strip().splitlines()[-1] == (
+        "error: RuntimeError: mat1 and mat2 shapes cannot be multiplied (a bug in model code) "
+        f"(traceback in {tmp_path / 'train.log'})"
+    )
+    log = (tmp_path / "train.log").read_text()
+    assert "Traceback (most recent call last)" in log and "in forward" in log
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert summary["error"] == "RuntimeError: mat1 and mat2 shapes cannot be multiplied (a bug in model code)"
