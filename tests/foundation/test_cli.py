@@ -143,3 +143,22 @@ def test_range_and_choice_sweeps_pass_the_override_check_and_typos_beside_them_d
 
     assert check(["seed=range(3)", "surrogate=choice(atan,sigmoid)"]) is None  # Hydra expands them, not compose
     assert check(["seed=range(3)", "trainer.epochz=1"]).startswith("unknown key 'trainer.epochz'")
+
+
+def test_cpu_runs_do_not_warn_about_a_missing_cuda_runtime(tmp_path):
+    """Inductor imports torch's C++-extension module to compile for the CPU; with a CUDA toolkit installed and
+    no GPU usable it warned "No CUDA runtime is found" on every CPU run."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CUDA_HOME": str(tmp_path), "CUDA_VISIBLE_DEVICES": ""}
+    out = subprocess.run([sys.executable, "-c", "import spikesweep, torch.utils.cpp_extension"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "No CUDA runtime is found" not in out.stderr, out.stderr
+
+
+def test_bench_help_lists_every_benchmark(tmp_path):
+    out = run_cli("bench", "--help", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for name in ("neuron", "report", "stdp", "dispatch", "data", "model"):
+        assert f"\n  {name} " in out.stdout, name
