@@ -40,3 +40,19 @@ def test_target_outside_the_allow_list_is_refused():
 def test_seed_must_be_an_integer():
     with pytest.raises(ConfigError, match="seed='abc' must be an integer >= 0"):
         validate(compose("seed=abc"))
+
+
+def test_the_venv_holds_the_torch_set_the_makefile_pins():
+    """torch, torchvision and torchaudio (spikingjelly's dependency) as `make install` pins them, and importable
+    together: an unpinned torchaudio came in at whatever version the index offered."""
+    import re
+    from importlib.metadata import version
+
+    from tests.conftest import REPO
+
+    pins = dict(re.findall(r"(torch\w*)==(\S+)", re.search(r"^TORCH_PIN \?= (.*)$", (REPO / "Makefile").read_text(),
+                                                                  flags=re.M).group(1)))
+    assert set(pins) == {"torch", "torchvision", "torchaudio"}
+    for package, pinned in pins.items():
+        assert version(package).split("+")[0] == pinned, package
+    import torchaudio  # noqa: F401  (imports beside this torch)
