@@ -88,7 +88,7 @@ def test_the_projects_own_launchers_sweeper_and_callbacks_pass():
     from spikesweep.override_check import check
 
     assert check(["+experiments=demo"]) is None
-    assert check(["hydra/launcher=slurm", "+cluster=example"]) is None
+    assert check(["-m", "hydra/launcher=slurm", "+cluster=example"]) is None
     assert check(["hydra/launcher=local", "hydra.job_logging.handlers.console.class=logging.StreamHandler"]) is None
 
 
