@@ -3,7 +3,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 # torch/torchvision pinned to the pair that imports together on CPU-only machines (a CUDA build, runs on CPU).
-TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
+# torchaudio comes with spikingjelly (its speechcommands reader; we read SHD/SSC from HDF5 and never import it):
+# pinned too, so every install gets the same one. 2.11 is torchaudio's last line and is built for every torch
+# from 2.11 on (its release notes), hence a number that differs from torch's.
+TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1 torchaudio==2.11.1
 PYTEST_ARGS ?=
 
 .PHONY: install demo test lint bench clean

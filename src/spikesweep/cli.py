@@ -75,7 +75,7 @@ def cmd_sweep(args: list[str]) -> int:
         return 2
     from spikesweep.override_check import check
 
-    problem = check([f"+experiments={sweep.name}", *overrides])
+    problem = check(["-m", f"+experiments={sweep.name}", *overrides])
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -89,8 +89,10 @@ def _dry_run(sweep, overrides: list[str]) -> int:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from hydra.errors import HydraException
+
     from spikesweep.compose import compose_config
-    from spikesweep.config_schema import validate
+    from spikesweep.config_schema import ConfigError, validate
 
     params = {**sweep.params}
     fixed = []
@@ -103,7 +105,11 @@ def _dry_run(sweep, overrides: list[str]) -> int:
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
     jobs = BasicSweeper.split_arguments(parsed, None)[0]
     for i, job in enumerate(jobs):
-        validate(compose_config([f"+experiments={sweep.name}", *fixed, *job]))
+        try:
+            validate(compose_config([f"+experiments={sweep.name}", *fixed, *job]))
+        except (HydraException, ConfigError) as err:
+            print(f"error: job {i} ({' '.join(job)}): {str(err).splitlines()[0]}", file=sys.stderr)
+            return 2
         print(f"{i:4d}  {' '.join(job)}")
     launcher = compose_config([f"+experiments={sweep.name}", *fixed, *jobs[0]], hydra_config=True).hydra.launcher
     gpus = (launcher.get("gpus_per_node") or 0) * (launcher.get("nodes") or 1)
@@ -316,24 +322,33 @@ def _import_ckpt(fmt: str, path: Path, overrides: list[str], out: Path | None) -
     return out, " ".join(["spikesweep train", *overrides, "trainer.eval_only=true", f"ckpt={out}"])
 
 
+#: `spikesweep bench WHAT`: each benchmark's one-line description (`bench --help`), in USAGE's order.
+BENCHES = {
+    "neuron": "neuron backends on [T, N] (the survey's speed grid): CSV, PNG, table",
+    "report": "every benchmark -> bench/*.csv + BENCHMARKS.md",
+    "stdp": "bp_stdp's STDP update: spikingjelly's learner vs. the batched one",
+    "dispatch": "compose an N-point sweep; with $SLURM_CONF, also submit it as an array",
+    "data": "loader samples/s vs the train step's (dataset=NAME [overrides...] [--batches N])",
+    "model": "train-step samples/s, memory and neuron/conv time split vs. spikingjelly's eager LIFNode",
+}
+
+
 def cmd_bench(args: list[str]) -> int:
-    if args[:1] == ["model"]:
-        return _bench_model(args[1:])
-    if args[:1] == ["neuron"]:
-        return _bench_neuron(args[1:])
-    if args[:1] == ["report"]:
-        return _bench_report(args[1:])
-    if args[:1] == ["dispatch"]:
-        return _bench_dispatch(args[1:])
-    if args[:1] == ["stdp"]:
-        return _bench_stdp(args[1:])
+    runners = {"model": _bench_model, "neuron": _bench_neuron, "report": _bench_report, "dispatch": _bench_dispatch,
+               "stdp": _bench_stdp}
+    if args[:1] and args[0] in runners:
+        return runners[args[0]](args[1:])
     from hydra.errors import HydraException
 
     from spikesweep.config_schema import ConfigError
 
-    parser = argparse.ArgumentParser(prog="spikesweep bench")
-    parser.add_argument("what", choices=["data", "model"])
-    parser.add_argument("--batches", type=int, default=20, help="batches to time (after one warm-up)")
+    parser = argparse.ArgumentParser(
+        prog="spikesweep bench", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="benchmarks (`spikesweep bench WHAT --help` for each one's options):\n"
+        + "\n".join(f"  {name:10s}{text}" for name, text in BENCHES.items()),
+    )
+    parser.add_argument("what", choices=list(BENCHES))
+    parser.add_argument("--batches", type=int, default=20, help="`bench data`: batches to time (after one warm-up)")
     opts, overrides = parser.parse_known_args(args)
     from spikesweep.bench.data import bench_data
 

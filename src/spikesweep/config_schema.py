@@ -161,8 +161,13 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("trainer.eval_only=true needs a checkpoint: add ckpt=PATH")
 
 
-#: Modules whose objects a config may name in `_target_` (Hydra's own settings are Hydra's business).
+#: Modules whose objects a config may name in `_target_`.
 TARGET_PREFIXES = ("spikesweep.", "timm.", "torch.", "torchvision.", "spikingjelly.")
+#: Under `hydra.*` (launcher, sweeper, callbacks): Hydra's own plugins and ours, nothing else. Hydra calls these
+#: before any job starts, so a `+hydra.callbacks.x._target_=shutil.copy` would run with the user's rights.
+HYDRA_TARGET_PREFIXES = ("spikesweep.", "hydra_plugins.", "hydra._internal.core_plugins.")
+#: Logging handlers, formatters and filters (`class`, `()`) under hydra.job_logging / hydra.hydra_logging.
+LOGGING_PREFIXES = ("logging.", "spikesweep.")
 
 
 def _check_targets(cfg: DictConfig) -> None:
@@ -183,5 +188,34 @@ def _check_targets(cfg: DictConfig) -> None:
                 walk(child, f"{path}[{i}]")
 
     container = OmegaConf.to_container(cfg, resolve=False)
-    container.pop("hydra", None)
+    container.pop("hydra", None)  # checked by check_hydra_targets, before Hydra starts
     walk(container, "")
+
+
+def check_hydra_targets(hydra_cfg: DictConfig) -> None:
+    """The same for the `hydra` node of a config composed with `return_hydra_config=True`: every `_target_`
+    (launcher, sweeper, callbacks) and every logging factory. Each is resolved first, so an interpolation
+    cannot hide one; one that does not resolve here is refused."""
+
+    def walk(node: Any, path: str, keys: tuple[str, ...], allowed: tuple[str, ...], refused: tuple[str, ...]) -> None:
+        if OmegaConf.is_dict(node):
+            for key in node:
+                child_path = f"{path}.{key}"
+                if key in keys:
+                    try:
+                        target = str(node[key])
+                    except OmegaConfBaseException as err:
+                        raise ConfigError(f"{child_path} cannot be checked before the run: {str(err).splitlines()[0]}") from err
+                    if not target.startswith(allowed) or target.startswith(refused):
+                        raise ConfigError(
+                            f"{child_path}={target} is not allowed; {key} must start with one of {', '.join(allowed)}"
+                        )
+                elif path == "hydra" and key in ("job_logging", "hydra_logging"):
+                    walk(node._get_node(key), child_path, ("class", "()", "_target_"), LOGGING_PREFIXES, ("logging.config",))
+                else:
+                    walk(node._get_node(key), child_path, keys, allowed, refused)
+        elif OmegaConf.is_list(node):
+            for i in range(len(node)):
+                walk(node._get_node(i), f"{path}[{i}]", keys, allowed, refused)
+
+    walk(hydra_cfg, "hydra", ("_target_",), HYDRA_TARGET_PREFIXES, ())

@@ -210,6 +210,9 @@ def train(
     except (ConfigError, ValueError, ckpt.CheckpointError, FileNotFoundError, DataWorkerError) as err:
         summary |= {"status": "failed", "error": str(err)}
         raise RunError(str(err)) from err
+    except KeyboardInterrupt:
+        summary["status"] = "interrupted"
+        raise
     except BaseException as err:
         summary |= {"status": "failed", "error": f"{type(err).__name__}: {err}"}
         raise
@@ -245,6 +248,7 @@ def bench_cell(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str
 @hydra.main(config_path=str(REPO_ROOT / "conf"), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> str:
     """In a sweep a failed job is recorded and the sweep goes on; a single run exits non-zero."""
+    from spikesweep.crash import crash_line, interrupted
     from spikesweep.engine.preemption import Preemption
     from spikesweep.job_failure import log_to_file_only, record_failed_job
 
@@ -266,10 +270,13 @@ def hydra_main(cfg: DictConfig) -> str:
             return "failed"
         log_to_file_only(f"error: {err}")  # the terminal gets it from SystemExit
         raise SystemExit(f"error: {err}") from None
-    except Exception as err:
+    except KeyboardInterrupt:
+        raise SystemExit(interrupted(run_dir)) from None
+    except Exception as err:  # a bug in model or data code: its traceback goes to train.log, not the terminal
+        line = crash_line(err, run_dir)
         if hc.mode != RunMode.MULTIRUN:
-            raise
-        log.exception("job %s crashed; the sweep goes on", hc.job.num)  # one bad job never sinks the others
+            raise SystemExit(f"error: {line}") from None
+        log.error("job %s crashed: %s; the sweep goes on", hc.job.num, line)  # one bad job never sinks the others
         record_failed_job(run_dir, err)
         return "failed"
     if status == "preempted":  # the checkpoint is on disk and the run directory unlocked

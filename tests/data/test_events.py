@@ -224,6 +224,18 @@ def test_corrupt_event_file_is_named(tmp_path):
     assert not [p for p in (tmp_path / "cache" / "frames").iterdir() if p.is_dir()]  # nothing half-built published
 
 
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_shd_file_without_labels_is_named(tmp_path, split):
+    import h5py
+
+    folder = fixtures.make_shd(tmp_path)
+    with h5py.File(folder / f"shd_{split}.h5", "a") as f:
+        del f["labels"]
+    with pytest.raises(DataError) as err:
+        _build(tmp_path, tmp_path, "dataset=shd")
+    assert str(err.value) == f"{folder / f'shd_{split}.h5'} has no 'labels': not an SHD/SSC file, extract it again"
+
+
 def test_corrupt_shd_file_is_named(tmp_path):
     folder = fixtures.make_shd(tmp_path)
     (folder / "shd_test.h5").write_bytes(b"garbage")

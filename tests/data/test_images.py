@@ -124,8 +124,76 @@ def test_checksums_are_verified_by_default(data_dir):
 def test_corrupt_pickle_is_named(tmp_path):
     folder = fixtures.make_cifar100(tmp_path)
     (folder / "train").write_bytes(b"\x80\x02garbage")
-    with pytest.raises(DataError, match="cifar-100-python is corrupt .*extract cifar-100-python.tar.gz again"):
+    with pytest.raises(DataError, match="cifar-100-python/train is corrupt .*extract cifar-100-python.tar.gz again"):
         _build(tmp_path, "dataset=cifar100", NO_MD5)
+
+
+class _Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("checksums", [NO_MD5, "dataset.verify_checksums=true"])
+def test_crafted_cifar_pickle_runs_nothing_and_is_named_in_one_line(tmp_path, checksums, monkeypatch):
+    import pickle
+
+    from spikesweep.data.images import CIFAR10
+
+    folder = fixtures.make_cifar10(tmp_path)
+    marker = tmp_path / "pwned"
+    batch = pickle.loads((folder / "data_batch_1").read_bytes())
+    (folder / "data_batch_1").write_bytes(pickle.dumps({**batch, "filenames": _Exploit(marker)}, protocol=2))
+    with open(folder / "data_batch_1", "rb") as f:  # the file is live: the plain unpickler runs it
+        pickle.load(f)
+    assert marker.exists()
+    marker.unlink()
+    monkeypatch.setattr(CIFAR10, "train_list", [[name, None] for name, _ in CIFAR10.train_list])  # md5s of fixtures
+    monkeypatch.setattr(CIFAR10, "test_list", [[name, None] for name, _ in CIFAR10.test_list])
+    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": None})
+    with pytest.raises(DataError) as err:
+        _build(tmp_path, "dataset=cifar10", checksums)
+    message = str(err.value)
+    assert message.startswith(f"{folder / 'data_batch_1'} refused: it would call ") and "\n" not in message
+    assert message.endswith("not only build data (a crafted file?): extract cifar-10-python.tar.gz again")
+    assert not marker.exists()
+
+
+def test_plain_data_pickles_load_as_numpy_1_and_2_wrote_them(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    from spikesweep.data import safe_pickle
+
+    value = {"data": np.arange(6, dtype=np.uint8).reshape(2, 3), "labels": [1, 2], "n": np.int64(3), "b": b"x",
+             "f": 0.5, "s": "name"}
+    new = pickle.dumps(value, protocol=2)
+    old = new.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")  # CIFAR's own files (numpy 1)
+    for raw in (new, old, pickle.dumps(value, protocol=5)):
+        (tmp_path / "p").write_bytes(raw)
+        loaded = safe_pickle.load(tmp_path / "p")
+        assert loaded.keys() == value.keys() and loaded["data"].tolist() == [[0, 1, 2], [3, 4, 5]]
+        assert loaded["n"] == 3 and loaded["b"] == b"x" and loaded["labels"] == [1, 2]
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "mnist"])
+def test_download_offline_is_one_line_saying_where_to_place_the_files(tmp_path, dataset, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setattr(urllib.request.OpenerDirector, "open", offline)
+    with pytest.raises(DataError) as err:
+        _build(tmp_path, f"dataset={dataset}", "dataset.download=true")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"dataset.download=true: downloading into {tmp_path / dataset}")
+    assert "Temporary failure in name resolution" in message and "by hand and set dataset.download=false" in message
 
 
 def test_cifar_archive_is_extracted_on_first_use(tmp_path):

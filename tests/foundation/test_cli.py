@@ -1,6 +1,9 @@
 """The command line, run for real in a subprocess: sweeps, tables, and one-line errors."""
 
 import csv
+import os
+
+import pytest
 
 from tests.conftest import run_cli
 
@@ -72,6 +75,42 @@ def test_run_error_is_one_line_and_nonzero(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+# The bad-input catalogue: refused before anything runs, in one line (no traceback), with exit code 2.
+SIGMOIDD = "error: unknown surrogate 'sigmoidd' (did you mean surrogate=sigmoid?); valid: "
+BAD_INPUTS = [
+    (("sweep", "surrogate_shapes", "surrogate=atan,sigmoidd", "--dry-run"), SIGMOIDD),
+    (("train", "-m", "surrogate=atan,sigmoidd", "logger=none"), SIGMOIDD),
+    (("sweep", "demo", "seed=-1,2", "--dry-run"), "error: job 0 (surrogate=sigmoid seed=-1): seed=-1 must be an integer >= 0"),
+    (("train", "hydra.run.dir=/proc/x"), "error: hydra.run.dir=/proc/x cannot be written (No such file or directory); "
+                                         "point hydra.run.dir or paths.output_root at a writable folder"),
+    (("train", "-m", "seed=0,1", "hydra.sweep.dir=/proc/x"), "error: hydra.sweep.dir=/proc/x cannot be written"),
+    (("train", "hydra.run.dir=/sys/spikesweep/run"), "error: hydra.run.dir=/sys/spikesweep/run cannot be written ("),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line(tmp_path, args, message):
+    out = run_cli(*args, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), out.stderr[-2000:]
+
+
+def test_output_dir_under_a_file_or_read_only_is_one_line(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    out = run_cli("train", f"hydra.run.dir={tmp_path / 'a_file' / 'run'}", cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.strip() == (
+        f"error: hydra.run.dir={tmp_path / 'a_file' / 'run'} cannot be written (a file is in the way: "
+        f"{tmp_path / 'a_file'}); point hydra.run.dir or paths.output_root at a writable folder"
+    )
+    if os.geteuid() == 0:
+        return  # root writes into a read-only folder; /sys above stands in for it
+    read_only = tmp_path / "read_only"
+    read_only.mkdir(mode=0o555)
+    out = run_cli("train", f"hydra.run.dir={read_only / 'run'}", cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.strip().startswith(f"error: hydra.run.dir={read_only / 'run'} cannot be written (Permission denied")
+
+
 def test_unknown_named_multirun(tmp_path):
     out = run_cli("sweep", "nope", cwd=tmp_path)
     assert out.returncode == 2 and "unknown named multirun 'nope'; valid: " in out.stderr and "demo" in out.stderr
@@ -104,3 +143,22 @@ def test_range_and_choice_sweeps_pass_the_override_check_and_typos_beside_them_d
 
     assert check(["seed=range(3)", "surrogate=choice(atan,sigmoid)"]) is None  # Hydra expands them, not compose
     assert check(["seed=range(3)", "trainer.epochz=1"]).startswith("unknown key 'trainer.epochz'")
+
+
+def test_cpu_runs_do_not_warn_about_a_missing_cuda_runtime(tmp_path):
+    """Inductor imports torch's C++-extension module to compile for the CPU; with a CUDA toolkit installed and
+    no GPU usable it warned "No CUDA runtime is found" on every CPU run."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CUDA_HOME": str(tmp_path), "CUDA_VISIBLE_DEVICES": ""}
+    out = subprocess.run([sys.executable, "-c", "import spikesweep, torch.utils.cpp_extension"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "No CUDA runtime is found" not in out.stderr, out.stderr
+
+
+def test_bench_help_lists_every_benchmark(tmp_path):
+    out = run_cli("bench", "--help", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for name in ("neuron", "report", "stdp", "dispatch", "data", "model"):
+        assert f"\n  {name} " in out.stdout, name

@@ -53,3 +53,19 @@ def test_defaults_live_in_conf_alone():
         del cfg.trainer["epochs"]
         validate(cfg)
     assert compose().trainer.epochs == 15  # conf/trainer/default.yaml's value, the only one
+
+
+def test_the_venv_holds_the_torch_set_the_makefile_pins():
+    """torch, torchvision and torchaudio (spikingjelly's dependency) as `make install` pins them, and importable
+    together: an unpinned torchaudio came in at whatever version the index offered."""
+    import re
+    from importlib.metadata import version
+
+    from tests.conftest import REPO
+
+    pins = dict(re.findall(r"(torch\w*)==(\S+)", re.search(r"^TORCH_PIN \?= (.*)$", (REPO / "Makefile").read_text(),
+                                                                  flags=re.M).group(1)))
+    assert set(pins) == {"torch", "torchvision", "torchaudio"}
+    for package, pinned in pins.items():
+        assert version(package).split("+")[0] == pinned, package
+    import torchaudio  # noqa: F401  (imports beside this torch)

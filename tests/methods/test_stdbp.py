@@ -136,7 +136,7 @@ def test_bp_stdp_keeps_ddp_ranks_in_step(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     torch.multiprocessing.spawn(_ddp_rank, args=(port, str(tmp_path / "w.pt")), nprocs=2)
-    first, second = torch.load(tmp_path / "w.pt")
+    first, second = torch.load(tmp_path / "w.pt", weights_only=True)
     torch.testing.assert_close(first, second, rtol=0, atol=0)
 
 

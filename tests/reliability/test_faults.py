@@ -15,7 +15,7 @@ import torch
 from filelock import FileLock
 
 from spikesweep.run import RunError, train
-from tests.conftest import SMOKE, compose
+from tests.conftest import SMOKE, compose, run_cli
 
 
 def test_disk_full_during_checkpoint_keeps_the_previous_one(tmp_path):
@@ -58,6 +58,38 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path, monkeypatch):
     with pytest.raises(RunError, match="cannot load checkpoint"):
         train(compose(*SMOKE, "trainer.eval_only=true", f"ckpt={evil}"), tmp_path / "run", [])
     assert not (tmp_path / "pwned").exists()
+
+
+def test_hydra_callback_that_would_run_code_is_refused(tmp_path):
+    """Hydra builds callbacks before any job: the `_target_` allow-list must reach `hydra.*` too."""
+    copied = tmp_path / "copied"
+    out = run_cli("train", *SMOKE, f"hydra.run.dir={tmp_path / 'run'}", "+hydra.callbacks.x._target_=shutil.copy",
+                  "+hydra.callbacks.x.src=/etc/hostname", f"+hydra.callbacks.x.dst={copied}", cwd=tmp_path)
+    assert out.returncode == 2 and not copied.exists()
+    assert out.stderr.strip() == (
+        "error: hydra.callbacks.x._target_=shutil.copy is not allowed; _target_ must start with one of "
+        "spikesweep., hydra_plugins., hydra._internal.core_plugins."
+    )
+
+
+@pytest.mark.parametrize("override", [
+    "hydra.callbacks.sweep_summary._target_=builtins.exec",
+    "hydra.launcher._target_=${oc.env:NO_SUCH_VARIABLE,os.system}",  # an interpolation hides nothing
+    "hydra.job_logging.handlers.console.class=shutil.copy",  # logging's dictConfig calls `class` too
+    "+hydra.callbacks.x._target_=shutil.copy,os.system",
+])
+def test_every_factory_under_hydra_is_checked(override):
+    from spikesweep.override_check import check
+
+    assert check([override]) is not None
+
+
+def test_the_projects_own_launchers_sweeper_and_callbacks_pass():
+    from spikesweep.override_check import check
+
+    assert check(["+experiments=demo"]) is None
+    assert check(["-m", "hydra/launcher=slurm", "+cluster=example"]) is None
+    assert check(["hydra/launcher=local", "hydra.job_logging.handlers.console.class=logging.StreamHandler"]) is None
 
 
 def test_api_key_never_reaches_run_files(tmp_path, monkeypatch):
@@ -152,3 +184,55 @@ def test_killed_data_loader_worker_stops_the_run_in_one_line_and_a_restart_resum
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=600)
     epochs = [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()]
     assert epochs == list(range(6)), "the restart must continue after the last checkpoint, without duplicates"
+
+
+def test_ctrl_c_says_how_to_resume_and_records_interrupted(tmp_path):
+    cmd = [sys.executable, "-m", "spikesweep.cli", "train", "logger=none", "trainer.epochs=50", f"hydra.run.dir={tmp_path}"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 1):  # training has started
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before Ctrl-C"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == f"interrupted; restart in {tmp_path} to resume"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and "error" not in summary
+
+
+_EXPLODING_MODEL = """
+import sys, torch
+from spikesweep import cli
+from spikesweep.models import register_model
+
+class Exploding(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(1, 1)
+
+    def forward(self, x):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (a bug in model code)")
+
+register_model("exploding")(lambda neuron, meta, **params: Exploding())
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_unexpected_error_is_one_line_with_its_traceback_in_train_log(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-c", _EXPLODING_MODEL, "train", *SMOKE, "model.name=exploding", f"hydra.run.dir={tmp_path}"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert out.stderr.strip().splitlines()[-1] == (
+        "error: RuntimeError: mat1 and mat2 shapes cannot be multiplied (a bug in model code) "
+        f"(traceback in {tmp_path / 'train.log'})"
+    )
+    log = (tmp_path / "train.log").read_text()
+    assert "Traceback (most recent call last)" in log and "in forward" in log
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert summary["error"] == "RuntimeError: mat1 and mat2 shapes cannot be multiplied (a bug in model code)"

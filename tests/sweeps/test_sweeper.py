@@ -11,7 +11,8 @@ from tests.conftest import SMOKE, run_cli
     ("axis", "message"),
     [
         ("trainer.epochz=1,2", "Could not override 'trainer.epochz'"),  # a value key: applied to the copy
-        ("model=small_cnn,small_cnnn", "Could not find 'model/small_cnnn'"),  # a group choice: composed
+        # a group choice: each option composed by the CLI's override check, before Hydra starts
+        ("model=small_cnn,small_cnnn", "unknown model 'small_cnnn' (did you mean model=small_cnn?)"),
     ],
 )
 def test_a_bad_job_in_a_sweep_fails_before_any_job_runs(tmp_path, axis, message):

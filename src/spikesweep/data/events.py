@@ -290,12 +290,14 @@ def _build_audio(
             if not path.is_file():
                 raise DataError(f"{path} not found: extract the {path.name} archive into {path.parent}")
     try:
+        for path in h5 if not needs_build else []:  # before spikingjelly reads them: h5py's KeyError otherwise
+            with h5py.File(path, "r") as f:
+                for key in ("spikes/times", "spikes/units", "labels"):
+                    if key not in f:
+                        raise DataError(f"{path} has no '{key}': not an SHD/SSC file, extract it again")
         train_src, test_src = (open_source(base, name, needs_build, lambda s=s: make(base, s)) for s in splits)
         with h5py.File(h5[0], "r") as f:
             found = len(np.unique(f["labels"][:]))
-            for key in ("spikes/times", "spikes/units", "labels"):
-                if key not in f:
-                    raise DataError(f"{h5[0]} has no '{key}': not an SHD/SSC file, extract it again")
     except OSError as err:
         raise DataError(f"an HDF5 file under {base / 'events_h5'} is corrupt ({err}): extract it again") from err
     if found != num_classes:

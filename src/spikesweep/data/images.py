@@ -6,21 +6,37 @@ an attempted download (downloads happen only with dataset.download=true).
 """
 
 import gzip
-import pickle
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from filelock import FileLock
 from PIL import Image
-from torchvision.datasets import CIFAR10, CIFAR100, MNIST, ImageFolder
-from torchvision.datasets.utils import check_integrity, extract_archive
+from torchvision.datasets import CIFAR10, CIFAR100, MNIST, ImageFolder, VisionDataset
+from torchvision.datasets.utils import check_integrity, download_and_extract_archive, extract_archive
 
 from spikesweep.data import augment as augmentation
+from spikesweep.data import safe_pickle
 from spikesweep.data.imagenet_classes import SUBSETS
 from spikesweep.data.registry import DataBundle, DataError, DatasetMeta, register_dataset
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/"
+
+
+@contextmanager
+def downloads_reported(where: Path, by_hand: str) -> Iterator[None]:
+    """A failed download (offline, proxy, server down) as one line saying where to put the files instead."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:  # urllib's URLError is an OSError; torchvision wraps some in RuntimeError
+        reason = str(getattr(err, "reason", None) or err).strip().splitlines()[-1]  # MNIST: one line per mirror
+        raise DataError(
+            f"dataset.download=true: downloading into {where} failed ({reason}); {by_hand} by hand and set "
+            f"dataset.download=false"
+        ) from err
 
 
 def _check_cifar(cls: type[CIFAR10], root: Path, download: bool, verify_checksums: bool) -> None:
@@ -30,7 +46,8 @@ def _check_cifar(cls: type[CIFAR10], root: Path, download: bool, verify_checksum
     archive = root / cls.filename
     if not folder.is_dir():
         if download:
-            cls(str(root), train=True, download=True)
+            with downloads_reported(root, f"place {cls.filename} (from {CIFAR_URL}) in {root}"):
+                download_and_extract_archive(cls.url, str(root), filename=cls.filename, md5=cls.tgz_md5)
         elif archive.is_file():
             with FileLock(str(root / f".{cls.filename}.lock")):
                 if not folder.is_dir():
@@ -54,22 +71,33 @@ def _check_cifar(cls: type[CIFAR10], root: Path, download: bool, verify_checksum
 
 
 def _cifar_class(base: type[CIFAR10]) -> type[CIFAR10]:
-    """torchvision's reader, minus its own md5 pass (done above, optionally) and with corrupt pickles named."""
+    """torchvision's dataset, read by our own code: its reader unpickles with Python's plain unpickler, which
+    runs whatever a crafted batch file names. Ours builds only arrays and plain values, and names a bad file."""
 
     class Checked(base):  # type: ignore[misc, valid-type]
-        # md5 None: torchvision then only checks that each file exists
-        train_list = [(name, None) for name, _ in base.train_list]
-        test_list = [(name, None) for name, _ in base.test_list]
-        meta = {**base.meta, "md5": None}
-
-        def __init__(self, root: str, **kwargs: Any) -> None:
+        def __init__(self, root: str, train: bool = True, transform: Any = None, target_transform: Any = None) -> None:
+            VisionDataset.__init__(self, root, transform=transform, target_transform=target_transform)
+            self.train = train
+            folder = Path(root) / base.base_folder
+            data, self.targets = [], []
+            fix = f"extract {base.filename} again"
+            for name, _ in base.train_list if train else base.test_list:
+                entry = safe_pickle.load(folder / name, fix)
+                try:
+                    data.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+                    labels = [int(y) for y in entry["labels" if "labels" in entry else "fine_labels"]]
+                except (KeyError, TypeError, ValueError) as err:
+                    raise DataError(f"{folder / name} is not a CIFAR batch ({type(err).__name__}: {err}): {fix}") from err
+                if len(labels) != len(data[-1]):
+                    raise DataError(f"{folder / name} holds {len(data[-1])} images but {len(labels)} labels: {fix}")
+                self.targets.extend(labels)
+            self.data = np.vstack(data).transpose((0, 2, 3, 1))  # HWC, as torchvision keeps it
+            meta = safe_pickle.load(folder / base.meta["filename"], fix)
             try:
-                super().__init__(root, **kwargs)
-            except (pickle.UnpicklingError, EOFError, KeyError, ValueError) as err:
-                raise DataError(
-                    f"a batch file under {Path(root) / base.base_folder} is corrupt ({type(err).__name__}: {err}): "
-                    f"extract {base.filename} again"
-                ) from err
+                self.classes = list(meta[base.meta["key"]])
+            except (KeyError, TypeError) as err:
+                raise DataError(f"{folder / base.meta['filename']} has no {base.meta['key']!r}: {fix}") from err
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
     Checked.__name__ = base.__name__
     return Checked
@@ -129,7 +157,9 @@ def _check_mnist(root: Path, download: bool) -> None:
     """torchvision reads the unpacked idx files in root/MNIST/raw; unpack the .gz archives placed there."""
     raw = root / "MNIST" / "raw"
     if download:
-        MNIST(str(root), train=True, download=True)
+        names = ", ".join(name for name, _ in MNIST.resources)
+        with downloads_reported(raw, f"place {names} in {raw}"):
+            MNIST(str(root), train=True, download=True)
         return
     for archive, _ in MNIST.resources:
         unpacked = raw / archive.removesuffix(".gz")
