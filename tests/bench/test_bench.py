@@ -83,8 +83,8 @@ def test_bench_task_without_its_node_is_refused():
 
     with pytest.raises(ConfigError, match="job=bench_neuron needs a `bench` node"):
         validate(compose("job=bench_neuron"))
-    with pytest.raises(ConfigError, match="task='bench' is not one of train, bench_neuron"):
-        validate(compose("task=bench"))
+    with pytest.raises(ConfigError, match="job='bench' is not one of train, bench_neuron"):
+        validate(compose("job=bench"))
 
 
 def test_regression_check_judges_only_long_cases_and_measures_again(tmp_path):
