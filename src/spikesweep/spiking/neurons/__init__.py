@@ -144,7 +144,7 @@ def check_params(name: str, params: Mapping[str, Any]) -> None:
     if unknown := sorted(set(params) - set(ranges) - {"backend"}):
         raise ValueError(f"neuron '{name}': unknown parameter(s) {unknown}; valid: {sorted(ranges)}")
     for key, value in params.items():
-        if not ranges[key].admits(value):
+        if key in ranges and not ranges[key].admits(value):
             raise ValueError(f"neuron '{name}': {key}={value!r} is out of range; valid: {ranges[key]}")
 
 
