@@ -68,3 +68,27 @@ def test_bf16_autocast_trains(name):
     logits.float().mean(0).sum().backward()
     reset_states(model)
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("size", ["t", "s", "m", "l"])
+def test_python_defaults_are_the_configs(size):
+    """conf/model/sdtv3_*.yaml is the one source of the defaults: a model built from Python without them
+    (e.g. head_neuron) is the same model (issue 18: the head's Norm was D in Python, 1 in the configs)."""
+    import inspect
+
+    import yaml
+
+    from spikesweep.models.sdtv3 import HEAD_NEURON, build_sdtv3
+    from spikesweep.spiking import build_neuron, build_surrogate
+    from tests.conftest import REPO
+
+    conf = yaml.safe_load((REPO / "conf" / "model" / f"sdtv3_{size}.yaml").read_text())
+    defaults = {k: p.default for k, p in inspect.signature(build_sdtv3).parameters.items()}
+    meaning_of_none = {"depths": [1, 2, 6, 2], "head_neuron": HEAD_NEURON}
+    for key, value in conf.items():
+        if key in defaults:
+            default = meaning_of_none[key] if defaults[key] is None else defaults[key]
+            assert default == value, f"sdtv3 {key}: Python default {default}, conf/model/sdtv3_{size}.yaml {value}"
+    multispike = build_neuron({"name": "multispike", "D": 4}, build_surrogate({"name": "ste", "D": 4}))
+    head = build_model({"name": f"sdtv3_{size}", "depths": [1, 1, 1, 1]}, multispike, meta()).head_spike
+    assert float(head.norm) == 1.0  # integer counts, not D

@@ -173,7 +173,7 @@ def test_compile_backend_keeps_state_across_calls_until_reset():
 
 
 def test_unknown_backend_is_refused():
-    with pytest.raises(ValueError, match="backend 'cuda' is not available; valid: auto, torch, compile, spikingjelly, cupy"):
+    with pytest.raises(ValueError, match="backend='cuda' is out of range; valid: one of auto, torch, compile, spikingjelly, cupy"):
         build_neuron({"name": "lif", "backend": "cuda"}, build_surrogate({"name": "atan"}))()
     with pytest.raises(ValueError, match="neuron 'clif' has only the torch backend"):
         build_neuron({"name": "clif", "backend": "compile"}, build_surrogate({"name": "atan"}))

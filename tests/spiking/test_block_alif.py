@@ -121,10 +121,10 @@ def test_gradients_reach_the_decays_and_the_input_in_the_survey_setting():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"latency": -1}, "latency must be an integer >= 0"),
-        ({"tau": 1.0}, r"tau must be in \(1, 1000\]"),
-        ({"tau_adapt": 5000.0}, r"tau_adapt must be in \(1, 1000\]"),
-        ({"beta": -0.1}, "needs beta >= 0 and v_threshold > 0"),
+        ({"latency": -1}, r"latency=-1 is out of range; valid: an integer in \[0, inf\)"),
+        ({"tau": 1.0}, r"tau=1.0 is out of range; valid: \(1, 1000\]"),
+        ({"tau_adapt": 5000.0}, r"tau_adapt=5000.0 is out of range; valid: \(1, 1000\]"),
+        ({"beta": -0.1}, r"beta=-0.1 is out of range; valid: \[0, inf\)"),
     ],
 )
 def test_bad_parameters_fail_in_one_line(params, message):

@@ -62,8 +62,8 @@ def test_multispike_values_and_norms():
     assert next(channel.parameters()).grad.abs().sum() > 0
 
 
-def test_learnable_max_value_gets_the_pact_gradient():
-    n = _neuron("multispike", "ste", max_value="learnable")
+def test_learnable_clip_gets_the_pact_gradient():
+    n = _neuron("multispike", "ste", clip="learnable")
     x = torch.tensor([0.5, 2.0, 7.0]).reshape(1, 1, 3)
     n(x).sum().backward()
     assert n.max_delta.grad is not None and n.max_delta.grad > 0  # one input (7) was cut by the bound

@@ -1,4 +1,4 @@
-"""One registry of dataset builders; each dataset file registers itself on import.
+"""The dataset registry (spikesweep.registry); each dataset file registers itself on import.
 
 A builder receives its config node (without `name`) and the data root, and returns a DataBundle whose
 meta is the single source of truth for num_classes, input shape and time steps: models read them from
@@ -6,8 +6,6 @@ here, never from a hand-typed flag. The config states num_classes and input_shap
 checked against what the data really holds, so a config that disagrees with its data fails before training.
 """
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +13,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 from torch.utils.data import Dataset
+
+from spikesweep.registry import Registry
 
 
 class DataError(ValueError):
@@ -40,52 +40,23 @@ class DataBundle:
 
 
 DatasetBuilder = Callable[..., DataBundle]
-_BUILDERS: dict[str, DatasetBuilder] = {}
-
-
-def register_dataset(name: str) -> Callable[[DatasetBuilder], DatasetBuilder]:
-    def wrap(fn: DatasetBuilder) -> DatasetBuilder:
-        _BUILDERS[name] = fn
-        return fn
-
-    return wrap
-
-
-def _load_all() -> None:
-    """Import every module of the package once: a new file registers itself, no list to edit."""
-    package = importlib.import_module("spikesweep.data")
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"spikesweep.data.{info.name}")
-
-
-def _load(name: str) -> None:
-    """Import only the module that registers `name` literally (startup stays fast), else all of them."""
-    if name in _BUILDERS:
-        return
-    pattern = f'register_dataset("{name}")'
-    for path in Path(__file__).parent.glob("*.py"):
-        if pattern in path.read_text():
-            importlib.import_module(f"spikesweep.data.{path.stem}")
-            return
-    _load_all()
+DATASETS = Registry("dataset", "spikesweep.data")
+register_dataset = DATASETS.register  # `@register_dataset("name")` in a dataset file
 
 
 def dataset_names() -> list[str]:
-    _load_all()
-    return sorted(_BUILDERS)
+    return DATASETS.names()
 
 
 def build_datasets(cfg: Mapping[str, Any], data_dir: str | Path) -> DataBundle:
     """Build train/test datasets from a `dataset` config node ({name, T, **options})."""
     params = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
     name = params.pop("name")
-    _load(name)
-    if name not in _BUILDERS:
-        raise ValueError(f"unknown dataset '{name}'; valid: {', '.join(dataset_names())}")
+    builder = DATASETS.get(name)
     stated_shape = params.pop("input_shape", None)
     stated_temporal = params.pop("temporal", None)
     try:
-        bundle = _BUILDERS[name](data_dir=Path(data_dir), **params)
+        bundle = builder(data_dir=Path(data_dir), **params)
     except TypeError as err:
         if "argument" not in str(err):
             raise

@@ -11,31 +11,28 @@ from typing import Any
 
 from torch import nn
 
-from spikesweep.methods.distill import build_distillation
-from spikesweep.methods.online import build_online
-from spikesweep.methods.stdbp import STDBP_METHODS
+from spikesweep.registry import Registry
 
-METHODS: dict[str, Callable[..., Any]] = {
-    "distill_response": build_distillation,
-    "distill_feature": build_distillation,
-    "online": build_online,
-    **STDBP_METHODS,
-}
+# Each method file registers its builders `(kind, model_cfg, neuron, meta, **params) -> method`.
+METHODS = Registry("method", "spikesweep.methods")
+
+
+@METHODS.register("bptt")
+def _plain_bptt(kind: str, model_cfg: Any, neuron: Any, meta: Any) -> None:
+    """Plain BPTT is the absence of a method: the engine's own step."""
+    return None
 
 
 def method_names() -> list[str]:
-    return sorted([*METHODS, "bptt"])
+    return METHODS.names()
 
 
 def build_method(cfg: Mapping[str, Any], model_cfg: Mapping[str, Any], neuron: Callable[..., nn.Module], meta: Any):
     """The method described by a `method` config node ({name, **params}); None for plain BPTT."""
     params = dict(cfg)
     name = params.pop("name")
-    if name == "bptt":
-        return None
-    if name not in METHODS:
-        raise ValueError(f"unknown method '{name}'; valid: {', '.join(method_names())}")
+    builder = METHODS.get(name)
     try:
-        return METHODS[name](kind=name, model_cfg=model_cfg, neuron=neuron, meta=meta, **params)
+        return builder(kind=name, model_cfg=model_cfg, neuron=neuron, meta=meta, **params)
     except TypeError as err:
         raise ValueError(f"method '{name}': bad parameters {sorted(params)} ({err})") from err

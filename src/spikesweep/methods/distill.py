@@ -19,6 +19,7 @@ from torch import nn
 
 from spikesweep.engine import checkpoint as ckpt
 from spikesweep.models import build_model
+from spikesweep.methods import METHODS
 from spikesweep.protocols import HasFeatureLayers
 from spikesweep.spiking import reset_states
 
@@ -101,3 +102,7 @@ def build_distillation(
     source = Path(teacher_ckpt)
     ckpt.load_model_weights(teacher, ckpt.load(source), source)
     return Distillation(teacher, kind, float(alpha), float(tau), float(beta))
+
+
+for _kind in ("distill_response", "distill_feature"):
+    METHODS.register(_kind, build_distillation)

@@ -17,6 +17,7 @@ import torch.distributed as torch_dist
 from spikingjelly.activation_based import base, functional
 from torch import nn
 
+from spikesweep.methods import METHODS
 from spikesweep.spiking.state import is_spiking_neuron
 from spikesweep.protocols import RunsStepByStep
 
@@ -67,3 +68,6 @@ class OnlineTraining:
 
 def build_online(kind: str, model_cfg: Any, neuron: Any, meta: Any) -> OnlineTraining:
     return OnlineTraining(model_cfg)
+
+
+METHODS.register("online", build_online)

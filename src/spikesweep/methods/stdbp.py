@@ -25,6 +25,7 @@ from spikingjelly.activation_based import ann2snn, functional
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from spikesweep.methods import METHODS
 from spikesweep.protocols import HasStdpPairs
 from spikesweep.spiking import is_spiking_neuron
 from spikesweep.spiking.stdp import BatchedSTDPLearner
@@ -248,3 +249,5 @@ STDBP_METHODS: Mapping[str, Callable[..., Any]] = {
     "snn_scratch": build_rate_loss,
     "bp_stdp": build_bp_stdp,
 }
+for _name, _builder in STDBP_METHODS.items():
+    METHODS.register(_name, _builder)

@@ -7,6 +7,7 @@ residual stream between blocks is real-valued BatchNorm output. Only BatchNorm, 
 
 Per-layer neuron variants come from the neuron factory's overrides: the spike before the classifier
 uses the `head_neuron` overrides (upstream: MultiSpike with Norm=1, i.e. integer counts, not fractions).
+The defaults of `build_sdtv3` are those of conf/model/sdtv3_*.yaml (tests/models/test_sdtv3.py checks it).
 """
 
 from collections.abc import Callable, Mapping
@@ -237,6 +238,9 @@ class SDTv3(nn.Module):
         return self.head(self.head_spike(x.mean((-2, -1))))  # per-step logits; the engine averages over T
 
 
+HEAD_NEURON = {"norm_value": 1.0}  # upstream's head spike counts integers (MultiSpike Norm = 1)
+
+
 def build_sdtv3(
     neuron: NeuronFactory,
     meta: Any,
@@ -248,6 +252,7 @@ def build_sdtv3(
     pos_embed: str = "none",
     head_neuron: Mapping[str, Any] | None = None,
 ) -> nn.Module:
+    """`head_neuron` None: upstream's head spike, integer counts (norm_value 1, as the configs say)."""
     if len(meta.input_shape) != 3:
         raise ValueError(f"sdtv3 needs image or event frames (C, H, W), the dataset gives {meta.input_shape}")
     c, h, w = meta.input_shape
@@ -262,7 +267,7 @@ def build_sdtv3(
         raise ValueError(f"model.depths needs 4 entries, got {list(stage_depths)}")
     return SDTv3(
         neuron, c, (h, w), meta.num_classes, meta.time_steps, meta.temporal, tuple(dims), heads, mlp_ratio,
-        v_ratio, stage_depths, pos_embed, dict(head_neuron or {}),
+        v_ratio, stage_depths, pos_embed, dict(HEAD_NEURON if head_neuron is None else head_neuron),
     )
 
 

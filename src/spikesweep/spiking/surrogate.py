@@ -22,6 +22,8 @@ import torch
 from spikingjelly.activation_based import surrogate as sj
 from torch import nn
 
+from spikesweep.registry import Registry
+
 
 class _SpikeFn(torch.autograd.Function):
     @staticmethod
@@ -176,32 +178,32 @@ class IntegerSurrogate(Surrogate):
 
     integer = True
 
-    def __init__(self, kind: str, max_value: int = 4, eps: float = 0.05, band: float = 0.25) -> None:
+    def __init__(self, kind: str, D: int = 4, eps: float = 0.05, band: float = 0.25) -> None:
         super().__init__()
-        if int(max_value) < 1:
-            raise ValueError(f"surrogate '{kind}': max_value must be >= 1, got {max_value}")
+        if int(D) < 1:
+            raise ValueError(f"surrogate '{kind}': D must be >= 1, got {D}")
         _positive(kind, eps=eps, band=band)
         if band >= 0.5:
             raise ValueError(f"surrogate '{kind}': band must be < 0.5 (half the distance between thresholds)")
-        self.kind, self.max_value, self.eps, self.band = kind, int(max_value), float(eps), float(band)
-        self.width = {"ste": 1.0, "err_rect": 2 * self.band, "err_atan": _atan_width(self.max_value, eps, band)}[kind]
+        self.kind, self.D, self.eps, self.band = kind, int(D), float(eps), float(band)
+        self.width = {"ste": 1.0, "err_rect": 2 * self.band, "err_atan": _atan_width(self.D, eps, band)}[kind]
 
     def spike(self, x):
-        return torch.round(torch.clamp(x, 0, self.max_value))
+        return torch.round(torch.clamp(x, 0, self.D))
 
     def _steps(self, x):
-        return [(x - (k + 0.5)) / self.width for k in range(self.max_value)]
+        return [(x - (k + 0.5)) / self.width for k in range(self.D)]
 
     def grad(self, x):
         if self.kind == "ste":
-            return ((x >= 0) & (x <= self.max_value)).to(x.dtype)
+            return ((x >= 0) & (x <= self.D)).to(x.dtype)
         if self.kind == "err_rect":
             return sum((u.abs() < 0.5).to(x.dtype) for u in self._steps(x)) / self.width
         return sum(1.0 / (2 * (1 + (math.pi / 2 * u) ** 2)) for u in self._steps(x)) / self.width
 
     def primitive(self, x):
         if self.kind == "ste":
-            return torch.clamp(x, 0, self.max_value)
+            return torch.clamp(x, 0, self.D)
         if self.kind == "err_rect":
             return sum(torch.clamp(u + 0.5, 0.0, 1.0) for u in self._steps(x))
         return sum(0.5 + torch.atan(math.pi / 2 * u) / math.pi for u in self._steps(x))
@@ -219,31 +221,31 @@ class Staircase(Surrogate):
 
     def __init__(self, binary: nn.Module, D: int) -> None:
         super().__init__()
-        self.binary, self.max_value = binary, int(D)
+        self.binary, self.D = binary, int(D)
 
     def spike(self, x):
-        return torch.round(torch.clamp(x, 0, self.max_value))
+        return torch.round(torch.clamp(x, 0, self.D))
 
     def grad(self, x):
         with torch.enable_grad():
             u = x.detach().requires_grad_(True)
-            total = sum(self.binary(u - (k + 0.5)).sum() for k in range(self.max_value))
+            total = sum(self.binary(u - (k + 0.5)).sum() for k in range(self.D))
             return torch.autograd.grad(total, u)[0]
 
 
 def staircase_error(surrogate: IntegerSurrogate, points: int = 8001) -> float:
     """max |S - q| over x farther than `band` from every threshold (the error-control contract)."""
-    d = surrogate.max_value
+    d = surrogate.D
     xs = torch.linspace(-2.0, d + 2.0, points, dtype=torch.float64)
     near = torch.stack([(xs - (k + 0.5)).abs() for k in range(d)]).min(0).values < surrogate.band
     error = (surrogate.primitive(xs) - torch.round(torch.clamp(xs, 0, d))).abs()
     return float(error[~near].max())
 
 
-def _atan_width(max_value: int, eps: float, band: float) -> float:
+def _atan_width(D: int, eps: float, band: float) -> float:
     """Largest ATan step width meeting the contract; the error grows with the width, so bisect."""
     probe = IntegerSurrogate.__new__(IntegerSurrogate)
-    probe.kind, probe.max_value, probe.band = "err_atan", max_value, band
+    probe.kind, probe.D, probe.band = "err_atan", D, band
 
     def error(width: float) -> float:
         probe.width = width
@@ -296,24 +298,33 @@ def derivative_of(surrogate: nn.Module) -> Callable[..., torch.Tensor] | None:
     return getattr(type(surrogate), "derivative_function", None) or SPIKINGJELLY_DERIVATIVES.get(type(surrogate))
 
 
-SURROGATES: dict[str, Callable[..., nn.Module]] = {
-    "sigmoid": _sharpened("sigmoid", sj.Sigmoid, 4.0),
-    "atan": _sharpened("atan", sj.ATan, 2.0),
-    "piecewise_quadratic": _sharpened("piecewise_quadratic", sj.PiecewiseQuadratic, 1.0),
-    "erf": _sharpened("erf", sj.Erf, 2.0),
-    "softsign": _sharpened("softsign", sj.SoftSign, 2.0),
-    "super_spike": SuperSpike,
-    "rectangle": Rectangle,
-    "triangle": Triangle,
-    "trapezoid": Trapezoid,
-    "ste": lambda D=4: IntegerSurrogate("ste", D),
-    "err_atan": lambda D=4, eps=0.05, band=0.25: IntegerSurrogate("err_atan", D, eps, band),
-    "err_rect": lambda D=4, band=0.25: IntegerSurrogate("err_rect", D, band=band),
-}
+SURROGATES = Registry("surrogate", "spikesweep.spiking.surrogate")
+for _name, _kind, _alpha in (("sigmoid", sj.Sigmoid, 4.0), ("atan", sj.ATan, 2.0),
+                             ("piecewise_quadratic", sj.PiecewiseQuadratic, 1.0), ("erf", sj.Erf, 2.0),
+                             ("softsign", sj.SoftSign, 2.0)):
+    SURROGATES.register(_name, _sharpened(_name, _kind, _alpha))
+for _name, _cls in (("super_spike", SuperSpike), ("rectangle", Rectangle), ("triangle", Triangle),
+                    ("trapezoid", Trapezoid)):
+    SURROGATES.register(_name, _cls)
+
+
+@SURROGATES.register("ste")
+def _ste(D: int = 4) -> nn.Module:
+    return IntegerSurrogate("ste", D)
+
+
+@SURROGATES.register("err_atan")
+def _err_atan(D: int = 4, eps: float = 0.05, band: float = 0.25) -> nn.Module:
+    return IntegerSurrogate("err_atan", D, eps, band)
+
+
+@SURROGATES.register("err_rect")
+def _err_rect(D: int = 4, band: float = 0.25) -> nn.Module:
+    return IntegerSurrogate("err_rect", D, band=band)
 
 
 def surrogate_names() -> list[str]:
-    return sorted(SURROGATES)
+    return SURROGATES.names()
 
 
 def is_integer(surrogate: nn.Module) -> bool:
@@ -325,9 +336,8 @@ def build_surrogate(cfg: Mapping[str, Any]) -> nn.Module:
     """Build the surrogate described by a `surrogate` config node ({name, **params})."""
     params = dict(cfg)
     name = params.pop("name")
-    if name not in SURROGATES:
-        raise ValueError(f"unknown surrogate '{name}'; valid: {', '.join(surrogate_names())}")
+    builder = SURROGATES.get(name)
     try:
-        return SURROGATES[name](**params)
+        return builder(**params)
     except TypeError as err:
         raise ValueError(f"surrogate '{name}': bad parameters {params} ({err})") from err

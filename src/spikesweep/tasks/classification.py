@@ -16,6 +16,7 @@ from torch import nn
 
 from spikesweep.metrics import topk_correct
 from spikesweep.protocols import Sync
+from spikesweep.tasks import TASKS
 
 
 class TopKMeter:
@@ -123,6 +124,7 @@ def build_mixup(m: Mapping[str, Any], label_smoothing: float, num_classes: int) 
     )
 
 
+@TASKS.register("classification")
 def build_classification(meta: Any, trainer: Mapping[str, Any]) -> Classification:
     """Label smoothing and mixup are trainer settings in every recipe, so they are read from there."""
     return Classification(meta.num_classes, float(trainer["label_smoothing"]), trainer["mixup"])

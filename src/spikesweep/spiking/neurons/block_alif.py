@@ -21,6 +21,8 @@ import torch
 from spikingjelly.activation_based import base
 from torch import nn
 
+from spikesweep.spiking.neurons import BINARY_NORM, BOOL, at_least, between, neuron_family
+
 MAX_DECAY = 0.999  # upstream's clamp: a decay of 1 would let the membrane and the adaptation never forget
 
 
@@ -137,6 +139,11 @@ class BlockALIF(base.MemoryModule):
         return torch.cat(spikes).reshape(x_seq.shape)
 
 
+TAU_RANGE = between(1.0, 1.0 / (1.0 - MAX_DECAY), low_open=True)  # decays in (0, MAX_DECAY]
+
+
+@neuron_family("block_alif", tau=TAU_RANGE, tau_adapt=TAU_RANGE, beta=at_least(0.0), latency=at_least(0, integer=True),
+               decay_input=BOOL, learnable=BOOL, norm_value=BINARY_NORM)
 def build_block_alif(
     surrogate: Any,
     tau: float = 100.0,
@@ -147,8 +154,10 @@ def build_block_alif(
     decay_input: bool = False,
     learnable: bool = True,
     channels: int | None = None,
+    time_steps: int | None = None,
+    norm_value: float | None = None,
 ) -> nn.Module:
     """Defaults are the survey's: decays 0.99 for membrane and adaptation, both learnable; adaptation
     strength 1 (upstream's 1.8 clamped to 1, a bound its gradient never leaves); latency 1 (blocks of 2).
-    `channels` (passed by models that know it) gives per-channel decays instead of one per layer."""
+    `channels` (passed by models that know it) gives per-channel decays instead of one per layer; any T."""
     return BlockALIF(surrogate, tau, tau_adapt, beta, latency, v_threshold, decay_input, learnable, channels)

@@ -6,6 +6,8 @@ import torch
 from spikingjelly.activation_based import base
 from torch import nn
 
+from spikesweep.spiking.neurons import BINARY_NORM, BOOL, between, neuron_family
+
 
 class GacLIF(base.MemoryModule):
     """u_t = decay * u_{t-1} * (1 - s_{t-1}) + x_t;  s_t = H(u_t - threshold) with H(0) = 0 (strictly above).
@@ -43,7 +45,10 @@ class GacLIF(base.MemoryModule):
         return f"decay={self.decay}, threshold={self.threshold}, detach_reset={self.detach_reset}"
 
 
+@neuron_family("gac_lif", decay=between(0.0, 1.0), detach_reset=BOOL, norm_value=BINARY_NORM)
 def build_gac_lif(
-    surrogate: Any, decay: float = 0.5, threshold: float = 1.0, detach_reset: bool = False
+    surrogate: Any, decay: float = 0.5, v_threshold: float = 1.0, detach_reset: bool = False,
+    time_steps: int | None = None, channels: int | None = None, norm_value: float | None = None,
 ) -> nn.Module:
-    return GacLIF(surrogate, decay, threshold, detach_reset)
+    """Core parameters: v_threshold is the firing threshold; elementwise (any T, any layout); binary spikes."""
+    return GacLIF(surrogate, decay, v_threshold, detach_reset)

@@ -19,7 +19,9 @@ from spikingjelly.activation_based import base, neuron
 from spikingjelly.activation_based import surrogate as sj
 from torch import nn
 
-from spikesweep.spiking.neurons import cupy_lif
+from spikesweep.spiking.neurons import (
+    ANY_REAL, BINARY_NORM, BOOL, Range, above, at_least, cupy_lif, neuron_family, one_of,
+)
 from spikesweep.spiking.neurons.compiled import CompiledLIF
 from spikesweep.spiking.surrogate import Triangle
 
@@ -90,6 +92,12 @@ def _reset(v_reset: float | None) -> float | None:
     return None if v_reset is None else float(v_reset)
 
 
+# Core parameters: time_steps and channels need no honouring (elementwise, any T); spikes are binary.
+V_RESET = Range(optional=True)  # null: soft reset
+BINARY = {"norm_value": BINARY_NORM, "detach_reset": BOOL}
+
+
+@neuron_family("lif", tau=at_least(1.0), decay_input=BOOL, v_reset=V_RESET, backend=one_of(*BACKENDS), **BINARY)
 def build_lif(
     surrogate: Any,
     tau: float = 2.0,
@@ -98,6 +106,9 @@ def build_lif(
     v_reset: float | None = 0.0,
     detach_reset: bool = True,
     backend: str = "auto",
+    time_steps: int | None = None,
+    channels: int | None = None,
+    norm_value: float | None = None,
 ) -> nn.Module:
     """v_reset=None selects soft reset (subtract the threshold)."""
     backend = _backend("lif", backend, surrogate)
@@ -112,9 +123,11 @@ def build_lif(
     )
 
 
+@neuron_family("if", v_reset=V_RESET, backend=one_of(*BACKENDS), **BINARY)
 def build_if(
     surrogate: Any, v_threshold: float = 1.0, v_reset: float | None = 0.0, detach_reset: bool = True,
-    backend: str = "auto",
+    backend: str = "auto", time_steps: int | None = None, channels: int | None = None,
+    norm_value: float | None = None,
 ) -> nn.Module:
     backend = _backend("if", backend, surrogate)
     if backend == "compile":
@@ -128,17 +141,21 @@ def build_if(
     )
 
 
+@neuron_family("plif", tau=above(1.0), decay_input=BOOL, v_reset=V_RESET, **BINARY)
 def build_plif(
     surrogate: Any,
-    init_tau: float = 2.0,
+    tau: float = 2.0,
     decay_input: bool = True,
     v_threshold: float = 1.0,
     v_reset: float | None = 0.0,
     detach_reset: bool = True,
+    time_steps: int | None = None,
+    channels: int | None = None,
+    norm_value: float | None = None,
 ) -> nn.Module:
-    """LIF with a learnable time constant per layer (Fang et al. 2021)."""
+    """LIF with a learnable time constant per layer (Fang et al. 2021); `tau` is its initial value."""
     return neuron.ParametricLIFNode(
-        init_tau=float(init_tau), decay_input=decay_input, v_threshold=float(v_threshold), v_reset=_reset(v_reset),
+        init_tau=float(tau), decay_input=decay_input, v_threshold=float(v_threshold), v_reset=_reset(v_reset),
         surrogate_function=surrogate, detach_reset=detach_reset, step_mode="m",
     )
 
@@ -170,13 +187,19 @@ class OnlineLIF(base.MemoryModule):
         return torch.stack(spikes)
 
 
+@neuron_family("osr", tau=above(1.0), decay_input=BOOL, v_reset=ANY_REAL, norm_value=BINARY_NORM)
 def build_osr(
-    surrogate: Any, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0, v_reset: float = 0.0
+    surrogate: Any, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0, v_reset: float = 0.0,
+    time_steps: int | None = None, channels: int | None = None, norm_value: float | None = None,
 ) -> nn.Module:
     return OnlineLIF(surrogate, tau, decay_input, v_threshold, v_reset)
 
 
-def build_clif(surrogate: Any, tau: float = 2.0, v_threshold: float = 1.0) -> nn.Module:
+@neuron_family("clif", tau=at_least(1.0), norm_value=BINARY_NORM)
+def build_clif(
+    surrogate: Any, tau: float = 2.0, v_threshold: float = 1.0, time_steps: int | None = None,
+    channels: int | None = None, norm_value: float | None = None,
+) -> nn.Module:
     """Complementary LIF (Huang et al. 2024): a second potential m gates the decay and the soft reset:
     h = (1 - 1/tau) v + x; s = H(h - th); m = m sigmoid(h / tau) + s; v = h - s (th + sigmoid(m))."""
     return neuron.ComplementaryLIFNode(
