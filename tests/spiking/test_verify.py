@@ -5,6 +5,7 @@ the mechanism (check, record, reuse, refusal), not Inductor, which would cost a 
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -22,6 +23,7 @@ def checks_on(monkeypatch, tmp_path):
     """Checks enabled, a fresh per-user cache, compile's loops eager, and a count of the checks run."""
     monkeypatch.setenv(verify.ENV, "1")
     monkeypatch.setenv(user_cache.ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # the doctor would set it
     monkeypatch.delenv("SPIKESWEEP_AUTO_BACKEND", raising=False)
     monkeypatch.setattr(compiled, "run_compiled", lambda fn, *args: fn(*args))
     verify.forget()
@@ -126,3 +128,30 @@ def test_an_unwritable_cache_still_gives_a_verdict(checks_on, monkeypatch, tmp_p
     monkeypatch.setenv(user_cache.ENV, str(blocker / "cache"))  # under a file: mkdir fails
     v = verify.verdict("compile", build_surrogate({"name": "atan"}), "cpu")
     assert v.passed and v.record == ""
+
+
+def test_doctor_runs_as_a_command(tmp_path):
+    """The real CLI in a fresh process; compile is left out (Inductor: a minute on 2 cores; the doctor of
+    scripts/gpu_check.sh runs it), the rest is checked and timed on a small shape."""
+    env = {**os.environ, user_cache.ENV: str(tmp_path), verify.ENV: "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "spikesweep.cli", "doctor", "--backends", "torch,spikingjelly,cupy",
+                           "--shape", "4,2,64", "--repeats", "1"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("spikesweep doctor: torch ") and f"verdicts in {tmp_path}" in lines[0]
+    rows = {line.split()[3]: line for line in lines if line.startswith("cpu ")}
+    assert "reference" in rows["torch"] and " ms (1.00x torch)" in rows["torch"]
+    assert "verified" in rows["spikingjelly"] and "0 spikes differ" in rows["spikingjelly"]
+    cupy_status = "" if torch.cuda.is_available() else "unavailable"
+    assert cupy_status in rows["cupy"]
+    assert len(list((tmp_path / "backends").glob("spikingjelly-*.json"))) == 1
+
+
+def test_doctor_shows_a_failed_backend_and_exits_1(checks_on, broken_compile, capsys):
+    from spikesweep.cli import main
+
+    assert main(["doctor", "--backends", "torch,compile", "--shape", "4,2,64", "--repeats", "1"]) == 1
+    row = next(line for line in capsys.readouterr().out.splitlines() if " compile " in line)
+    assert " failed " in row and "max difference" in row
+    assert main(["doctor", "--backends", "torch,gpu"]) == 2
+
