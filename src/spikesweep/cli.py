@@ -25,7 +25,7 @@ commands:
   bench data dataset=NAME [overrides...] [--batches N]   loader samples/s vs the train step's
   bench model model=X dataset=Y [--batch B] [--steps N] [--compile] [--amp bf16] [--checkpoint-activations]
                                       train-step samples/s, memory and neuron/conv time split vs. spikingjelly's eager LIFNode
-  doctor [--surrogate NAME] [--backends torch,compile,...] [--shape 4,32,128,16,16]
+  doctor [--surrogate NAME] [--backends torch,compile,...] [--shape 4,8,128,16,16]
                                       every neuron backend here: verified / failed / unavailable, and its speed
   info model=X dataset=Y [overrides...]   params, FLOPs, SOPs and energy at init, memory per sample
   verify-spikes CKPT [--batches N]    a trained model's logits with integer spikes vs. each integer k sent
@@ -532,7 +532,7 @@ def cmd_doctor(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="spikesweep doctor")
     parser.add_argument("--surrogate", default="atan", help="the surrogate checked and timed (default atan)")
     parser.add_argument("--backends", default=",".join(doctor.BACKENDS))
-    parser.add_argument("--shape", default=",".join(map(str, doctor.SHAPE)), help="[T, ...] of the timed layer")
+    parser.add_argument("--shape", help=f"[T, ...] of the timed layer (default {doctor.SHAPE}, on a CPU {doctor.CPU_SHAPE})")
     parser.add_argument("--repeats", type=int, default=3)
     opts = parser.parse_args(args)
     backends = tuple(opts.backends.split(","))
@@ -540,10 +540,10 @@ def cmd_doctor(args: list[str]) -> int:
     if unknown:
         print(f"error: unknown backend(s) {unknown}; valid: {', '.join(doctor.BACKENDS)}", file=sys.stderr)
         return 2
-    shape = tuple(int(n) for n in opts.shape.split(","))
+    shape = tuple(int(n) for n in opts.shape.split(",")) if opts.shape else None
     print(doctor.header(), flush=True)
     rows = doctor.diagnose(build_surrogate({"name": opts.surrogate}), backends, shape, opts.repeats)
-    print(doctor.table(rows, shape))
+    print(doctor.table(rows))
     return 1 if any(r["status"] == "failed" for r in rows) else 0
 
 

@@ -16,7 +16,8 @@ from spikesweep.spiking.backends import verify
 from spikesweep.spiking.backends.user_cache import user_cache_dir
 
 BACKENDS = ("torch", "compile", "spikingjelly", "cupy")
-SHAPE = (4, 32, 128, 16, 16)  # [T, B, C, H, W]: BENCHMARKS.md's neuron shape
+SHAPE = (4, 32, 128, 16, 16)  # [T, B, C, H, W]: BENCHMARKS.md's neuron shape, on a GPU
+CPU_SHAPE = (4, 8, 128, 16, 16)  # a quarter of it: the reference loops take seconds on the full one
 LAYER = {"tau": 2.0, "v_threshold": 1.0, "v_reset": 0.0, "decay_input": True, "detach_reset": True}
 
 
@@ -47,15 +48,17 @@ def step_ms(backend: str, surrogate: Any, device: torch.device, shape: tuple[int
     return statistics.median(times)
 
 
-def diagnose(surrogate: Any, backends: tuple[str, ...] = BACKENDS, shape: tuple[int, ...] = SHAPE,
+def diagnose(surrogate: Any, backends: tuple[str, ...] = BACKENDS, shape: tuple[int, ...] | None = None,
              repeats: int = 3) -> list[dict[str, Any]]:
-    """One row per device and backend: status (reference / verified / failed / unavailable), detail, ms."""
+    """One row per device and backend: status (reference / verified / failed / unavailable), detail, ms on
+    `shape` (default SHAPE on a GPU, CPU_SHAPE on the CPU)."""
     # Compiled loops saved per user, as run.py saves them per project: a second doctor compiles nothing.
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(user_cache_dir() / "inductor"))
     rows = []
     for device in devices():
         for backend in backends:
-            row = {"device": verify.device_name(device), "backend": backend, "ms": None}
+            timed = shape or (SHAPE if device.type == "cuda" else CPU_SHAPE)
+            row = {"device": verify.device_name(device), "backend": backend, "ms": None, "shape": timed}
             reason = None if backend == "torch" else verify.unavailable_reason(backend, surrogate, device)
             if backend == "torch":
                 row |= {"status": "reference", "detail": "spikingjelly's Torch loop, autograd through it"}
@@ -67,18 +70,19 @@ def diagnose(surrogate: Any, backends: tuple[str, ...] = BACKENDS, shape: tuple[
                 v = verify.verdict(backend, surrogate, device)
                 row |= {"status": "verified" if v.passed else "failed", "detail": v.describe()}
             if reason is None:
-                row["ms"] = step_ms(backend, surrogate, device, shape, repeats)
+                row["ms"] = step_ms(backend, surrogate, device, timed, repeats)
             rows.append(row)
     return rows
 
 
-def table(rows: list[dict[str, Any]], shape: tuple[int, ...]) -> str:
+def table(rows: list[dict[str, Any]]) -> str:
     reference = {r["device"]: r["ms"] for r in rows if r["backend"] == "torch"}
-    head = f"{'device':<28} {'backend':<13} {'status':<12} {'train step ' + 'x'.join(map(str, shape)):<28} detail"
+    head = f"{'device':<28} {'backend':<13} {'status':<12} {'LIF train step (shape)':<28} detail"
     lines = [head, "-" * len(head)]
     for r in rows:
         speed = "-" if r["ms"] is None else f"{r['ms']:9.2f} ms ({reference[r['device']] / r['ms']:.2f}x torch)"
         lines.append(f"{r['device']:<28} {r['backend']:<13} {r['status']:<12} {speed:<28} {r['detail']}")
+    lines.append("shapes timed: " + "; ".join(sorted({f"{r['device']} {'x'.join(map(str, r['shape']))}" for r in rows})))
     return "\n".join(lines)
 
 
