@@ -13,6 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 # `backend: auto` is compile on CPU, whose warm-up would cost each short run seconds (test_train: 50 s -> 6 min
 # on 2 cores); the suite runs the eager reference, and test_backends.py checks compile and auto themselves.
 os.environ.setdefault("SPIKESWEEP_AUTO_BACKEND", "torch")
+# Its parity tests are the backends' checks; the once-per-machine check (backends/verify.py) is tested on its own.
+os.environ.setdefault("SPIKESWEEP_VERIFY_BACKENDS", "0")
 
 
 def _local_slurm() -> str | None:

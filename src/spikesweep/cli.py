@@ -25,6 +25,8 @@ commands:
   bench data dataset=NAME [overrides...] [--batches N]   loader samples/s vs the train step's
   bench model model=X dataset=Y [--batch B] [--steps N] [--compile] [--amp bf16] [--checkpoint-activations]
                                       train-step samples/s, memory and neuron/conv time split vs. spikingjelly's eager LIFNode
+  doctor [--surrogate NAME] [--backends torch,compile,...] [--shape 4,8,128,16,16]
+                                      every neuron backend here: verified / failed / unavailable, and its speed
   info model=X dataset=Y [overrides...]   params, FLOPs, SOPs and energy at init, memory per sample
   verify-spikes CKPT [--batches N]    a trained model's logits with integer spikes vs. each integer k sent
                                       as k binary spikes over sub-steps (SDT v3's claim); exit 1 on mismatch
@@ -523,10 +525,33 @@ def _report_wandb(sweep, entity: str | None, project: str | None) -> int:
     return 0
 
 
+def cmd_doctor(args: list[str]) -> int:
+    from spikesweep.spiking import build_surrogate
+    from spikesweep.spiking.backends import doctor
+
+    parser = argparse.ArgumentParser(prog="spikesweep doctor")
+    parser.add_argument("--surrogate", default="atan", help="the surrogate checked and timed (default atan)")
+    parser.add_argument("--backends", default=",".join(doctor.BACKENDS))
+    parser.add_argument("--shape", help=f"[T, ...] of the timed layer (default {doctor.SHAPE}, on a CPU {doctor.CPU_SHAPE})")
+    parser.add_argument("--repeats", type=int, default=3)
+    opts = parser.parse_args(args)
+    backends = tuple(opts.backends.split(","))
+    unknown = sorted(set(backends) - set(doctor.BACKENDS))
+    if unknown:
+        print(f"error: unknown backend(s) {unknown}; valid: {', '.join(doctor.BACKENDS)}", file=sys.stderr)
+        return 2
+    shape = tuple(int(n) for n in opts.shape.split(",")) if opts.shape else None
+    print(doctor.header(), flush=True)
+    rows = doctor.diagnose(build_surrogate({"name": opts.surrogate}), backends, shape, opts.repeats)
+    print(doctor.table(rows))
+    return 1 if any(r["status"] == "failed" for r in rows) else 0
+
+
 COMMANDS = {
     "train": cmd_train, "sweep": cmd_sweep, "list": cmd_list, "compare": cmd_compare, "prepare": cmd_prepare,
     "bench": cmd_bench,
     "report": cmd_report, "info": cmd_info, "verify-spikes": cmd_verify_spikes, "import-ckpt": cmd_import_ckpt,
+    "doctor": cmd_doctor,
 }
 
 

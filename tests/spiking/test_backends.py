@@ -123,13 +123,13 @@ def test_auto_backend_is_compile_on_cpu(no_forced_backend):
         assert "backend=compile" in repr(build_neuron({"name": "if", "backend": "auto"}, atan)())
 
 
-def test_auto_backend_on_cuda_takes_the_first_that_fuses_the_surrogate(no_forced_backend):
-    """cupy where CuPy runs, else spikingjelly if its kernels know the surrogate, else compile."""
-    fused = "cupy" if cupy_lif.unavailable_reason() is None else "spikingjelly"
-    assert auto_backend(build_surrogate({"name": "atan"}), "cuda") == fused
+def test_auto_backend_on_cuda_prefers_spikingjelly_over_our_unverified_cupy(no_forced_backend):
+    """spikingjelly if its kernels know the surrogate, then cupy where CuPy runs (our kernel has not passed its
+    parity tests on a GPU yet: README), else compile."""
+    assert auto_backend(build_surrogate({"name": "atan"}), "cuda") == "spikingjelly"
     assert auto_backend(build_surrogate({"name": "erf"}), "cuda") == "spikingjelly"  # no cupy kernel for erf
-    if fused == "spikingjelly":
-        assert auto_backend(build_surrogate({"name": "rectangle"}), "cuda") == "compile"
+    expected = "cupy" if cupy_lif.unavailable_reason() is None else "compile"
+    assert auto_backend(build_surrogate({"name": "rectangle"}), "cuda") == expected
 
 
 def test_forced_auto_backend_is_used_and_checked(monkeypatch):

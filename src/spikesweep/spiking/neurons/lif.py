@@ -31,7 +31,12 @@ BACKENDS = ("auto", "torch", "compile", "spikingjelly", "cupy")
 def _backend(name: str, backend: str, surrogate: Any) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"neuron '{name}': backend '{backend}' is not available; valid: {', '.join(BACKENDS)}")
-    return auto_backend(surrogate) if backend == "auto" else backend
+    if backend == "auto":
+        return auto_backend(surrogate)
+    from spikesweep.spiking.backends import verify  # here: it builds layers of this module
+
+    verify.require(backend, surrogate)  # a fused one that failed its parity check here: one line
+    return backend
 
 
 def spikingjelly_surrogate(surrogate: Any) -> Any:
@@ -51,21 +56,30 @@ def spikingjelly_fuses(surrogate: Any) -> bool:
 AUTO_ENV = "SPIKESWEEP_AUTO_BACKEND"
 
 
+# On CUDA, spikingjelly's maintained kernels first: our cupy kernel has not yet passed its parity tests on a
+# GPU (README, "Backends on a GPU"); each candidate is also checked on this machine before it is picked.
+CUDA_PREFERENCE = ("spikingjelly", "cupy", "compile")
+
+
 def auto_backend(surrogate: Any, device: torch.device | str | None = None) -> str:
-    """`compile` on CPU; on CUDA the first of cupy, spikingjelly, compile that fuses this surrogate.
+    """`compile` on CPU; on CUDA the first of spikingjelly, cupy, compile that fuses this surrogate; in both
+    cases only a backend that passed its parity check on this device (backends/verify.py), else `torch`.
     Without a device, CUDA counts if torch sees one. SPIKESWEEP_AUTO_BACKEND overrides the choice: the
     test suite sets torch, since compile's warm-up would cost every short CPU run seconds per process."""
+    from spikesweep.spiking.backends import verify
+
     forced = os.environ.get(AUTO_ENV)
     if forced:
         if forced not in BACKENDS[1:]:
             raise ValueError(f"{AUTO_ENV}={forced!r} is not a backend; valid: {', '.join(BACKENDS[1:])}")
         return forced
     on_cuda = torch.cuda.is_available() if device is None else torch.device(device).type == "cuda"
-    if not on_cuda:
-        return "compile"
-    if cupy_lif.unavailable_reason() is None and _has_cupy_kernel(surrogate):
-        return "cupy"
-    return "spikingjelly" if spikingjelly_fuses(surrogate) else "compile"
+    if on_cuda and not torch.cuda.is_available():  # a config naming CUDA on a machine without: no checks
+        return "spikingjelly" if spikingjelly_fuses(surrogate) else "compile"
+    for backend in CUDA_PREFERENCE if on_cuda else ("compile",):
+        if verify.passes(backend, surrogate, device):
+            return backend
+    return "torch"
 
 
 def _has_cupy_kernel(surrogate: Any) -> bool:
