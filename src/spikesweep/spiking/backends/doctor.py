@@ -64,7 +64,7 @@ def diagnose(surrogate: Any, backends: tuple[str, ...] = BACKENDS, shape: tuple[
                 row |= {"status": "reference", "detail": "spikingjelly's Torch loop, autograd through it"}
             elif reason is not None:
                 row |= {"status": "unavailable", "detail": reason}
-            elif not verify.enabled():
+            elif verify.switched_off():
                 row |= {"status": "unchecked", "detail": f"{verify.ENV}=0"}
             else:
                 v = verify.verdict(backend, surrogate, device)

@@ -8,8 +8,9 @@ name and capability, the versions of torch, spikingjelly (and CuPy for `cupy`) a
 backend's source, so a later run, in any clone, pays nothing; a change to any of them checks again.
 
 `auto` never picks a backend that failed; asking for one by name fails in one line with the measured
-difference. SPIKESWEEP_VERIFY_BACKENDS=0 turns the checks off (the test suite does; its parity tests are
-the checks).
+difference. On a CPU the first-use check runs only when asked (see `enabled`); `spikesweep doctor` checks
+every backend. SPIKESWEEP_VERIFY_BACKENDS=0 turns the checks off (the test suite does; its parity tests are
+the checks), =1 turns them on for CPUs too.
 """
 
 import functools
@@ -67,8 +68,18 @@ class Verdict:
                 f"(membrane {self.membrane_diff:.3g}, input gradient {self.grad_diff:.3g}; tolerance {TOLERANCE:g})")
 
 
-def enabled() -> bool:
-    return os.environ.get(ENV, "1") not in ("0", "false", "no", "off")
+def switched_off() -> bool:
+    return os.environ.get(ENV, "").lower() in ("0", "false", "no", "off")
+
+
+def enabled(device: torch.device) -> bool:
+    """Whether a first use on `device` is checked. On CUDA always: no kernel of ours has run on a GPU in
+    this project's tests. On a CPU only when asked (SPIKESWEEP_VERIFY_BACKENDS=1, or `spikesweep doctor`):
+    the compile backend's CPU parity tests run on every CI build, and a check there compiles its own loop
+    (measured: 115 s cold on a busy 2-core machine), which every fresh clone's first run would pay."""
+    if switched_off():
+        return False
+    return device.type == "cuda" or os.environ.get(ENV, "").lower() in ("1", "true", "yes", "on")
 
 
 def resolve_device(device: torch.device | str | None) -> torch.device:
@@ -224,15 +235,17 @@ def passes(backend: str, surrogate: Any, device: torch.device | str | None = Non
     device = resolve_device(device)
     if unavailable_reason(backend, surrogate, device) is not None:
         return False
-    return not enabled() or verdict(backend, surrogate, device).passed
+    return not enabled(device) or verdict(backend, surrogate, device).passed
 
 
 def require(backend: str, surrogate: Any, device: torch.device | str | None = None) -> None:
     """For a backend asked for by name: fail in one line if it failed its check here. One that cannot run
     at all is left to its builder, whose error says why."""
-    if backend not in FUSED or not enabled():
+    if backend not in FUSED:
         return
     device = resolve_device(device)
+    if not enabled(device):
+        return
     if unavailable_reason(backend, surrogate, device) is not None:
         return
     v = verdict(backend, surrogate, device)
