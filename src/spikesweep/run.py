@@ -113,6 +113,8 @@ def train(
         except Timeout:
             raise RunError(f"another process is already running in {run_dir}; refusing to share it") from None
     started = time.time()
+    if dist.is_main:
+        log.info("run directory: %s", run_dir.resolve())
     summary: dict[str, Any] = {"status": "running", "run_dir": str(run_dir), "where": where_it_ran()}
     last = run_dir / "checkpoints" / "last.pt"
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -157,6 +159,7 @@ def train(
             on_test, activity = engine.evaluate(engine.eval_loader(bundle.test))
             metrics = {f"test_{k}": v for k, v in on_test.items()} | activity
             summary |= {"status": "completed", "eval_only": True, "checkpoint": str(source), "final": metrics}
+            log.info("evaluated %s: %s", source, "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
             if after_fit is not None and dist.is_main:
                 summary[cfg.method.name] = after_fit(model, bundle.train, bundle.test, run_dir)
             return summary
@@ -220,6 +223,7 @@ def train(
         summary["wall_time_s"] = summary.get("wall_time_s", 0) + time.time() - started
         if dist.is_main:
             write_summary(run_dir, summary)
+            log.info("%s: %s", summary["status"], run_dir.resolve())
         if lock.is_locked:
             lock.release()
         shutdown_distributed()

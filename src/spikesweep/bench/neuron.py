@@ -141,7 +141,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def run_cell(bench: dict, run_dir: Path) -> dict:
     """One job of the `survey_speed` multirun (`job: bench_neuron`): the grid cell [bench.T, bench.N], every
     requested backend against the torch loop in this process. Writes neuron.csv; returns the summary."""
-    from spikesweep.bench.report import write_csv
+    from spikesweep.tables import write_csv
 
     device = bench.get("device", "auto")
     if device == "auto":

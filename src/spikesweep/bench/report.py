@@ -14,27 +14,11 @@ from pathlib import Path
 
 import torch
 
-
-def write_csv(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _fmt(v) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-
-def table(rows: list[dict]) -> str:
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    return "\n".join(lines + ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows])
+from spikesweep.tables import markdown, write_csv
 
 
 def print_rows(rows: list[dict]) -> None:
-    print(table(rows))
+    print(markdown(rows))
 
 
 def machine() -> str:
@@ -99,25 +83,25 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
         f"Measured here: {', '.join(backends)} (docs/neurons.md says what each is; compile time excluded). "
         "`psn`: spikingjelly's PSN (no reset: one T x T matmul). On a GPU: "
         "`spikesweep bench neuron --device cuda`.",
-        table(neuron),
+        markdown(neuron),
         "STDP (method=bp_stdp): the weight update of `mnist_stdp_cnn`'s convs from the same recorded spikes, "
         "spikingjelly's multi-step STDPLearner vs spikesweep's BatchedSTDPLearner (docs/stdbp.md).",
-        table(stdp),
+        markdown(stdp),
         "## 2. Model train steps",
-        table(models) if models else "Full report only (`make bench`): minutes on a CPU.",
+        markdown(models) if models else "Full report only (`make bench`): minutes on a CPU.",
         "The papers' models at T=4, 32x32, batch 8, as a user gets them (`neuron: lif`, `backend: auto`, "
         "float32) against the same architecture on spikingjelly's eager LIFNode (`eager_lif`); peak memory is "
         "what one train step adds; the `_pct` columns split the eager model's profiled self time.",
         "## 3. Startup",
-        table(startup),
+        markdown(startup),
         "Whole processes from launch to exit (`seconds` wall, `cpu_s` of the child) and, for the run, its own "
         "`first_step_s` (summary.json's `first_step_from_process_s`): from the start of the process to the end "
         "of its first optimizer step, the figure "
         "the 5 s target is about (the run then evaluates the test split and writes its files).",
         "## 4. Sweep dispatch",
-        table(dispatch),
+        markdown(dispatch),
         "## 5. Data loaders",
-        table(loaders),
+        markdown(loaders),
         "Each dataset present under `paths.data_dir` (not here: " + (", ".join(absent) or "none") + "): "
         "samples/s of the real train loader (2 workers, its augmentation) against samples/s of a small "
         "model's train step on this device; `ratio` >= 2 means the loader will not limit training.",

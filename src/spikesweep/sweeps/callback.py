@@ -52,7 +52,7 @@ class SweepSummary(Callback):
 def _gather_speed_cells(sweep_dir: Path) -> None:
     """A speed-grid multirun (job=bench_neuron) also gets the whole grid: neuron.csv and neuron.png beside it."""
     from spikesweep.bench.neuron import gather_cells, plot
-    from spikesweep.bench.report import write_csv
+    from spikesweep.tables import write_csv
 
     cells = gather_cells(sweep_dir) if sweep_dir.is_dir() else []
     if cells:

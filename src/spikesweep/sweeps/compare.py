@@ -1,11 +1,12 @@
 """Tables of every run in a multirun (or any) directory, from the run directories alone: no wandb needed."""
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from spikesweep import tables
 
 COLUMNS = ["job", "overrides", "status", "final_top1", "best_top1", "epochs", "firing_rate", "energy_mj", "wall_time_s"]
 
@@ -57,16 +58,11 @@ def _fmt(value: Any) -> str:
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_fmt(row[c]) for c in COLUMNS) + " |" for row in rows]
-    return "\n".join(lines)
+    return tables.markdown(rows, COLUMNS, _fmt)
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    tables.write_csv(rows, path, COLUMNS)
 
 
 #: env.json keys that differ between machines without changing results.
