@@ -83,7 +83,7 @@ else
         --csv "$DIR/gpu-neuron.csv"
 fi
 step "Spikingformer-4-384 train step vs spikingjelly eager" 240 1 "$PY" -m spikesweep.cli bench model \
-    model=spikingformer_4_384 dataset=cifar10 --device cuda --batch 64 --steps 10 --warmup 2 \
+    model=spikingformer_4_384 dataset=cifar10 trainer.device=cuda trainer.amp=off trainer.batch_size=64 --steps 10 --warmup 2 \
     --csv "$DIR/gpu-model.csv"
 DDP_DIR=$(mktemp -d)
 step "1-GPU DDP smoke" 240 1 bash -c "cd '$DDP_DIR' && '$PY' -m torch.distributed.run --standalone \

@@ -46,7 +46,7 @@ def test_neuron_backward_counts_as_neuron_time():
 
 
 def test_bench_model_cli_writes_the_split_to_csv(tmp_path):
-    out = run_cli("bench", "model", "model=small_cnn", "dataset=digits", "--batch", "8", "--steps", "1",
+    out = run_cli("bench", "model", "model=small_cnn", "dataset=digits", "trainer.batch_size=8", "--steps", "1",
                   "--csv", str(tmp_path / "m.csv"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     with (tmp_path / "m.csv").open() as f:
@@ -59,6 +59,6 @@ def test_bench_model_cli_writes_the_split_to_csv(tmp_path):
 
 
 def test_bench_model_cli_names_a_model_without_blocks(tmp_path):
-    out = run_cli("bench", "model", "model=small_cnn", "dataset=digits", "--checkpoint-activations",
+    out = run_cli("bench", "model", "model=small_cnn", "dataset=digits", "trainer.checkpoint_activations=blocks",
                   "--csv", str(tmp_path / "m.csv"), cwd=tmp_path)
     assert out.returncode == 2 and "model SmallCNN does not list its blocks" in out.stderr

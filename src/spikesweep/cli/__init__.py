@@ -1,0 +1,82 @@
+"""`spikesweep` command line: one module per subcommand, one user-error type, one handler.
+
+Heavy modules (torch, hydra) are imported inside the subcommands that need them, so `spikesweep list`
+answers instantly. A subcommand raises `UserError` (or lets a config, value or file error through) for
+anything the user can fix; `main` prints it as one line and exits 2.
+"""
+
+import importlib
+import sys
+
+from spikesweep.cli.common import UserError
+
+USAGE = """spikesweep <command> [args]
+
+commands:
+  train [overrides...]                one run, e.g. `spikesweep train model=small_cnn surrogate=sigmoid`
+  sweep NAME [overrides...] [--dry-run]   the named multirun experiments/NAME.yaml
+  list                                the named multiruns
+  compare DIR                         table of every run under DIR (markdown; CSV written beside)
+  report NAME [--dir DIR]             a multirun beside the paper's numbers: tables, mean ± std, plots
+  report NAME --wandb [--entity E --project P]   the same multirun as a W&B report of its wandb group
+  prepare dataset=NAME [overrides...]  check the files, convert/integrate/cache once (before a sweep)
+  bench neuron [--quick] [--device cuda] [--backends torch,cupy,...]
+                                      neuron backends on [T, N] (the survey's speed grid): CSV, PNG, table
+  bench report [--quick]               every benchmark -> bench/*.csv + BENCHMARKS.md
+  bench stdp [--quick]                 bp_stdp's STDP update: spikingjelly's learner vs. the batched one
+  bench dispatch [--points N]          compose a N-point sweep; with $SLURM_CONF, also submit it as an array
+  bench data dataset=NAME [overrides...] [--batches N]   loader samples/s vs the train step's
+  bench model model=X dataset=Y [--steps N] [trainer.batch_size=B trainer.compile=true trainer.amp=bf16 ...]
+                                      train-step samples/s, memory and neuron/conv time split vs. spikingjelly's eager LIFNode
+  doctor [--surrogate NAME] [--backends torch,compile,...] [--shape 4,8,128,16,16]
+                                      every neuron backend here: verified / failed / unavailable, and its speed
+  info model=X dataset=Y [overrides...]   params, FLOPs, SOPs and energy at init, memory per sample
+  verify-spikes CKPT [--batches N]    a trained model's logits with integer spikes vs. each integer k sent
+                                      as k binary spikes over sub-steps (SDT v3's claim); exit 1 on mismatch
+  import-ckpt --from spikingformer|sdtv3 PATH dataset=NAME [model=NAME] [overrides...] [-o OUT]
+                                      an upstream checkpoint as ours, for `train trainer.eval_only=true ckpt=OUT`
+"""
+
+#: command -> (module of spikesweep.cli, function): a command imports only its own module
+COMMANDS = {
+    "train": ("train", "cmd_train"),
+    "sweep": ("sweep", "cmd_sweep"),
+    "list": ("sweep", "cmd_list"),
+    "compare": ("report", "cmd_compare"),
+    "report": ("report", "cmd_report"),
+    "prepare": ("prepare", "cmd_prepare"),
+    "bench": ("bench", "cmd_bench"),
+    "info": ("info", "cmd_info"),
+    "verify-spikes": ("info", "cmd_verify_spikes"),
+    "import-ckpt": ("import_ckpt", "cmd_import_ckpt"),
+    "doctor": ("doctor", "cmd_doctor"),
+}
+
+
+def _user_error(err: Exception) -> bool:
+    """A mistake in what the user gave (argument, config value, file), not a bug: one line is enough.
+    Config errors are ValueErrors; Hydra's own are checked only when Hydra was loaded."""
+    hydra_errors = sys.modules.get("hydra.errors")
+    if hydra_errors is not None and isinstance(err, hydra_errors.HydraException):
+        return True
+    return isinstance(err, UserError | ValueError | FileNotFoundError | NotADirectoryError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"error: unknown command '{command}'; valid: {', '.join(COMMANDS)}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    module, function = COMMANDS[command]
+    run = getattr(importlib.import_module(f"spikesweep.cli.{module}"), function)
+    try:
+        return run(rest)
+    except Exception as err:
+        if not _user_error(err):
+            raise
+        print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+        return 2
