@@ -11,8 +11,10 @@ USAGE = """spikesweep <command> [args]
 
 commands:
   train [overrides...]                one run, e.g. `spikesweep train model=small_cnn surrogate=sigmoid`
-  sweep NAME [overrides...] [--dry-run]   the named multirun experiments/NAME.yaml
+  sweep NAME [overrides...] [--dry-run] [--max-failures N]   the named multirun experiments/NAME.yaml
+  sweep NAME --resume [SWEEP_DIR] [--rerun failed|all]   run again its jobs that did not complete
   list                                the named multiruns
+  status SWEEP_DIR|NAME [--json] [--watch [SECONDS]]   every job's state, epoch, metrics, error; counts
   compare DIR                         table of every run under DIR (markdown; CSV written beside)
   report NAME [--dir DIR]             a multirun beside the paper's numbers: tables, mean ± std, plots
   report NAME --wandb [--entity E --project P]   the same multirun as a W&B report of its wandb group
@@ -21,6 +23,7 @@ commands:
                                       neuron backends on [T, N] (the survey's speed grid): CSV, PNG, table
   bench report [--quick]               every benchmark -> bench/*.csv + BENCHMARKS.md
   bench stdp [--quick]                 bp_stdp's STDP update: spikingjelly's learner vs. the batched one
+  bench status [--jobs N]             `status` and the `--resume` plan on a synthetic N-job sweep (target: < 1 s)
   bench dispatch [--points N]          compose a N-point sweep; with $SLURM_CONF, also submit it as an array
   bench data dataset=NAME [overrides...] [--batches N]   loader samples/s vs the train step's
   bench model model=X dataset=Y [--batch B] [--steps N] [--compile] [--amp bf16] [--checkpoint-activations]
@@ -60,7 +63,16 @@ def cmd_sweep(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="spikesweep sweep")
     parser.add_argument("name")
     parser.add_argument("--dry-run", action="store_true", help="list the jobs without running them")
+    parser.add_argument("--resume", nargs="?", const="", metavar="SWEEP_DIR",
+                        help="run again the jobs of a sweep that did not complete (default: its newest directory)")
+    parser.add_argument("--rerun", choices=["failed", "all"], help="with --resume: only the failed jobs, or every job")
+    parser.add_argument("--max-failures", type=int, metavar="N", help="stop launching jobs after N failed ones")
     opts, overrides = parser.parse_known_args(args)
+    if opts.resume is not None:
+        return _resume(opts.name, opts.resume, opts.rerun or "unfinished", overrides, opts.max_failures)
+    if opts.rerun:
+        print("error: --rerun goes with --resume", file=sys.stderr)
+        return 2
     try:
         sweep = catalogue.load(opts.name)
         for o in overrides:  # an axis given on the command line: `key=a,b` (an empty value is a typo)
@@ -81,7 +93,30 @@ def cmd_sweep(args: list[str]) -> int:
         return 2
     if opts.dry_run:
         return _dry_run(sweep, overrides)
-    return _hydra(["-m", f"+experiments={sweep.name}", *overrides])
+    extra = [f"hydra.sweeper.max_failures={opts.max_failures}"] if opts.max_failures else []
+    return _hydra(["-m", f"+experiments={sweep.name}", *overrides, *extra])
+
+
+def _resume(name: str, where: str, rerun: str, overrides: list[str], max_failures: int | None) -> int:
+    """Plan from the sweep's small files first: with nothing to run, neither Hydra nor torch is imported."""
+    from spikesweep.sweeps import catalogue, resume, sweep_record
+
+    try:
+        sweep = catalogue.load(name)
+        sweep_dir = Path(where) if where else sweep_record.newest(Path.cwd(), name)
+        plan = resume.plan(sweep_dir, rerun)
+        given = resume.arguments(name, plan, sweep.params, overrides)
+    except (KeyError, FileNotFoundError) as err:
+        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+        return 2
+    except ValueError as err:  # SweepChanged: the one-line diff
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(plan.line())
+    print(f"status: spikesweep status {sweep_dir}")
+    if not plan.run:
+        return 0
+    return _hydra(resume.hydra_arguments(plan, given, max_failures))
 
 
 def _dry_run(sweep, overrides: list[str]) -> int:
@@ -144,6 +179,33 @@ def cmd_compare(args: list[str]) -> int:
         return 2
     print(table)
     print(f"\nCSV: {Path(args[0]) / 'compare.csv'}")
+    return 0
+
+
+def cmd_status(args: list[str]) -> int:
+    """The table of a sweep's jobs, from small files only: no torch, no Hydra."""
+    from spikesweep.sweeps import status, sweep_record
+
+    parser = argparse.ArgumentParser(prog="spikesweep status")
+    parser.add_argument("sweep", help="a sweep directory, or a named multirun (its newest directory)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--watch", nargs="?", type=float, const=10.0, metavar="SECONDS",
+                        help="redraw every SECONDS (default 10) until no job is queued or running")
+    parser.add_argument("--no-slurm", action="store_true", help="do not ask squeue/sacct")
+    opts = parser.parse_args(args)
+    try:
+        sweep_dir = sweep_record.locate(opts.sweep, Path.cwd())
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if opts.watch:
+        try:
+            status.watch(sweep_dir, opts.watch, sys.stdout, not opts.no_slurm)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    rows = status.collect(sweep_dir, not opts.no_slurm)
+    print(status.as_json(sweep_dir, rows) if opts.json else status.table(sweep_dir, rows))
     return 0
 
 
@@ -328,6 +390,7 @@ BENCHES = {
     "report": "every benchmark -> bench/*.csv + BENCHMARKS.md",
     "stdp": "bp_stdp's STDP update: spikingjelly's learner vs. the batched one",
     "dispatch": "compose an N-point sweep; with $SLURM_CONF, also submit it as an array",
+    "status": "`status` and the `--resume` plan on a synthetic N-job sweep (target: under 1 s for 1,000)",
     "data": "loader samples/s vs the train step's (dataset=NAME [overrides...] [--batches N])",
     "model": "train-step samples/s, memory and neuron/conv time split vs. spikingjelly's eager LIFNode",
 }
@@ -335,7 +398,7 @@ BENCHES = {
 
 def cmd_bench(args: list[str]) -> int:
     runners = {"model": _bench_model, "neuron": _bench_neuron, "report": _bench_report, "dispatch": _bench_dispatch,
-               "stdp": _bench_stdp}
+               "stdp": _bench_stdp, "status": _bench_status}
     if args[:1] and args[0] in runners:
         return runners[args[0]](args[1:])
     from hydra.errors import HydraException
@@ -406,6 +469,25 @@ def _bench_dispatch(args: list[str]) -> int:
     write_csv(rows, opts.csv)
     print_rows(rows)
     return 0
+
+
+def _bench_status(args: list[str]) -> int:
+    """`bench status [--jobs N]`: no torch is imported, as in the commands it times."""
+    from spikesweep.bench.sweep_ops import bench_sweep_ops
+    from spikesweep.sweeps import resume, status
+
+    parser = argparse.ArgumentParser(prog="spikesweep bench status")
+    parser.add_argument("--jobs", type=int, default=1000, help="jobs in the synthetic sweep")
+    opts = parser.parse_args(args)
+    if opts.jobs < 1:
+        print(f"error: --jobs must be at least 1, got {opts.jobs}", file=sys.stderr)
+        return 2
+    rows = bench_sweep_ops(opts.jobs, lambda d: status.table(d, status.collect(d, False)),
+                           lambda d: resume.plan(d, use_slurm=False))
+    print("| operation | jobs | seconds | target (s) |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['operation']} | {r['jobs']} | {r['seconds']:.3f} | {r['target_s']:g} |")
+    return 0 if all(r["seconds"] <= r["target_s"] for r in rows) else 1
 
 
 def _bench_stdp(args: list[str]) -> int:
@@ -524,7 +606,7 @@ def _report_wandb(sweep, entity: str | None, project: str | None) -> int:
 
 
 COMMANDS = {
-    "train": cmd_train, "sweep": cmd_sweep, "list": cmd_list, "compare": cmd_compare, "prepare": cmd_prepare,
+    "train": cmd_train, "sweep": cmd_sweep, "list": cmd_list, "status": cmd_status, "compare": cmd_compare, "prepare": cmd_prepare,
     "bench": cmd_bench,
     "report": cmd_report, "info": cmd_info, "verify-spikes": cmd_verify_spikes, "import-ckpt": cmd_import_ckpt,
 }

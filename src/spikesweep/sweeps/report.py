@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from spikesweep.sweeps import sweep_record
 from spikesweep.sweeps.compare import collect
 from spikesweep.tracking.jsonl import read_metrics
 
@@ -139,7 +140,4 @@ def report(sweep_dir: Path, reported: dict[str, float | None]) -> tuple[str, Pat
 
 
 def newest_sweep_dir(root: Path, name: str) -> Path:
-    runs = sorted((root / "multirun" / name).glob("*/"), key=lambda p: p.name)
-    if not runs:
-        raise FileNotFoundError(f"no multirun of '{name}' under {root / 'multirun' / name}: run `spikesweep sweep {name}`")
-    return runs[-1]
+    return sweep_record.newest(root, name)
