@@ -15,8 +15,9 @@ commands:
   sweep NAME --resume [SWEEP_DIR] [--rerun failed|all]   run again its jobs that did not complete
   list                                the named multiruns
   status SWEEP_DIR|NAME [--json] [--watch [SECONDS]]   every job's state, epoch, metrics, error; counts
-  compare DIR                         table of every run under DIR (markdown; CSV written beside)
-  report NAME [--dir DIR]             a multirun beside the paper's numbers: tables, mean ± std, plots
+  compare DIR|NAME                    table of every run under DIR or NAME's newest sweep (markdown; CSV beside)
+  report NAME|DIR [--dir DIR] [--check]   a multirun beside the paper's numbers: tables, mean ± std, plots,
+                                      each cell reproduced/below/above; --check: exit 1 when one is below
   report NAME --wandb [--entity E --project P]   the same multirun as a W&B report of its wandb group
   prepare dataset=NAME [overrides...]  check the files, convert/integrate/cache once (before a sweep)
   bench neuron [--quick] [--device cuda] [--backends torch,cupy,...]
@@ -169,16 +170,19 @@ def cmd_list(args: list[str]) -> int:
 def cmd_compare(args: list[str]) -> int:
     from spikesweep.sweeps.compare import compare
 
+    from spikesweep.sweeps.sweep_record import locate
+
     if len(args) != 1:
-        print("usage: spikesweep compare DIR", file=sys.stderr)
+        print("usage: spikesweep compare DIR|NAME", file=sys.stderr)
         return 2
     try:
-        table, _ = compare(Path(args[0]))
+        root = locate(args[0], Path.cwd())
+        table, _ = compare(root)
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(table)
-    print(f"\nCSV: {Path(args[0]) / 'compare.csv'}")
+    print(f"\nCSV: {root / 'compare.csv'}")
     return 0
 
 
@@ -560,12 +564,13 @@ def _bench_model(args: list[str]) -> int:
 
 
 def cmd_report(args: list[str]) -> int:
-    from spikesweep.sweeps import catalogue
-    from spikesweep.sweeps.report import newest_sweep_dir, report
+    from spikesweep.sweeps import catalogue, sweep_record
+    from spikesweep.sweeps.report import report
 
     parser = argparse.ArgumentParser(prog="spikesweep report")
-    parser.add_argument("name", help="a named multirun (experiments/NAME.yaml)")
+    parser.add_argument("name", help="a named multirun (experiments/NAME.yaml), or a sweep directory (its sweep.json names it)")
     parser.add_argument("--dir", type=Path, help="the multirun directory (default: the newest multirun/NAME/*)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a cell is below its reported number's tolerance")
     parser.add_argument("--wandb", action="store_true", help="save a W&B report of the multirun's wandb group")
     parser.add_argument("--entity", help="W&B entity (default: logger.entity, else your default entity)")
     parser.add_argument("--project", help="W&B project (default: logger.project)")
@@ -574,10 +579,16 @@ def cmd_report(args: list[str]) -> int:
         print("error: --entity and --project go with --wandb, which reads the runs from W&B, not --dir", file=sys.stderr)
         return 2
     try:
-        sweep = catalogue.load(opts.name)
+        name, sweep_dir = opts.name, opts.dir
+        if Path(opts.name).is_dir():  # `report DIR`: the name from its sweep.json
+            sweep_dir, record = Path(opts.name), sweep_record.read(Path(opts.name))
+            if record is None:
+                raise FileNotFoundError(f"no {sweep_record.FILE} in {sweep_dir}: give the name, `report NAME --dir {sweep_dir}`")
+            name = record["name"]
+        sweep = catalogue.load(name)
         if opts.wandb:
             return _report_wandb(sweep, opts.entity, opts.project)
-        markdown, out = report(opts.dir or newest_sweep_dir(Path.cwd(), opts.name), sweep.reported)
+        markdown, out, cells = report(sweep_dir or sweep_record.newest(Path.cwd(), name), sweep.reported, sweep.tolerance)
     except KeyError as err:
         print(f"error: {err.args[0]}", file=sys.stderr)
         return 2
@@ -586,6 +597,10 @@ def cmd_report(args: list[str]) -> int:
         return 2
     print(markdown)
     print(f"\nreport: {out}")
+    below = [c["cell"] for c in cells if c.get("verdict") == "below"]
+    if opts.check and below:
+        print(f"error: {len(below)} cell(s) below the reported number: {'; '.join(below)}", file=sys.stderr)
+        return 1
     return 0
 
 

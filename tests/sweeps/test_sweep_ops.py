@@ -101,3 +101,36 @@ def test_multirun_readme_is_tracked_and_its_contents_ignored():
     ignored = subprocess.run(["git", "-C", str(REPO), "check-ignore", "-q", "multirun/demo/x/sweep.json"])
     kept = subprocess.run(["git", "-C", str(REPO), "check-ignore", "-q", "multirun/README.md"])
     assert ignored.returncode == 0 and kept.returncode == 1
+
+
+def _fake_run(run_dir, overrides: list[str], top1: float) -> None:
+    run_dir.mkdir(parents=True)
+    (run_dir / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (run_dir / "summary.json").write_text(json.dumps({"status": "completed", "final": {"test_top1": top1},
+                                                      "best": {"test_top1": top1}, "epochs": 1}))
+
+
+def test_report_marks_each_cell_and_check_fails_on_one_below(tmp_path):
+    sweep_dir = tmp_path / "multirun" / "spikingformer_cifar" / "2026-01-01_00-00-00-000000"
+    cells = [("spikingformer_4_256", "spikingformer_cifar10", [94.5, 95.0]),  # 94.77: reproduced (2 std = 0.71)
+             ("spikingformer_4_256", "spikingformer_cifar100", [70.0, 71.0]),  # 77.43: below
+             ("spikingformer_2_384", "spikingformer_cifar10", [97.0])]  # 95.22: above
+    job = 0
+    for model, experiment, values in cells:
+        for seed, value in enumerate(values):
+            _fake_run(sweep_dir / str(job), [f"model={model}", f"experiment={experiment}", f"seed={seed}"], value)
+            job += 1
+    by_name = run_cli("report", "spikingformer_cifar", cwd=tmp_path)
+    assert by_name.returncode == 0, by_name.stderr
+    assert "1 reproduced, 1 below, 1 above (tolerance: the larger of 0.5 points and 2 std over seeds)" in by_name.stdout
+    assert "| model=spikingformer_4_256 experiment=spikingformer_cifar100 | 2 | 70.50 | 0.71 | 77.43 | 1.41 | below |" \
+        in by_name.stdout
+    checked = run_cli("report", str(sweep_dir), "--check", cwd=tmp_path)  # a directory: its name from sweep.json
+    assert checked.returncode == 2 and "no sweep.json" in checked.stderr
+    (sweep_dir / "sweep.json").write_text(json.dumps({"name": "spikingformer_cifar"}))
+    checked = run_cli("report", str(sweep_dir), "--check", cwd=tmp_path)
+    assert checked.returncode == 1
+    assert checked.stderr.strip() == ("error: 1 cell(s) below the reported number: "
+                                      "model=spikingformer_4_256 experiment=spikingformer_cifar100")
+    compared = run_cli("compare", "spikingformer_cifar", cwd=tmp_path)
+    assert compared.returncode == 0 and (sweep_dir / "compare.csv").is_file()

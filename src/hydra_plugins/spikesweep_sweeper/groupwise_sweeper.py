@@ -78,12 +78,17 @@ class GroupwiseSweeper(BasicSweeper):
         assert self.config is not None
         axes, fixed = sweep_record.split_arguments(arguments, dict(self.params))
         old = sweep_record.read(sweep_dir)
-        if old is not None and self.only_jobs is not None:
+        if old is not None:  # launched again into its own directory
             try:
                 sweep_record.check_unchanged(sweep_dir, old, axes, fixed)
             except sweep_record.SweepChanged as err:
-                raise SystemExit(f"error: {err}") from None
-            sweep_record.note_resume(sweep_dir, old, self.only_jobs)
+                if self.only_jobs is not None:
+                    raise SystemExit(f"error: {err}") from None
+                # hydra.sweep.dir given by hand: the record keeps describing what ran there, and each job's
+                # own resume check refuses a changed config
+                log.warning("%s describes another grid; left as it is (%s)", sweep_dir / sweep_record.FILE, err)
+                return
+            sweep_record.note_resume(sweep_dir, old, self.only_jobs or list(range(len(jobs))))
             return
         listed = [{"num": i, "overrides": [o for o in job if o.partition("=")[0] in axes],
                    "epochs": self.epochs.get(tuple(job))} for i, job in enumerate(jobs)]
