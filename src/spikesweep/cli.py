@@ -11,7 +11,8 @@ USAGE = """spikesweep <command> [args]
 
 commands:
   train [overrides...]                one run, e.g. `spikesweep train model=small_cnn surrogate=sigmoid`
-  sweep NAME [overrides...] [--dry-run] [--max-failures N]   the named multirun experiments/NAME.yaml
+  sweep NAME [overrides...] [--dry-run] [--max-failures N] [--detach]   the named multirun experiments/NAME.yaml
+                                      (--detach, under hydra/launcher=slurm: submit and return)
   sweep NAME --resume [SWEEP_DIR] [--rerun failed|all]   run again its jobs that did not complete
   list                                the named multiruns
   status SWEEP_DIR|NAME [--json] [--watch [SECONDS]]   every job's state, epoch, metrics, error; counts
@@ -68,9 +69,12 @@ def cmd_sweep(args: list[str]) -> int:
                         help="run again the jobs of a sweep that did not complete (default: its newest directory)")
     parser.add_argument("--rerun", choices=["failed", "all"], help="with --resume: only the failed jobs, or every job")
     parser.add_argument("--max-failures", type=int, metavar="N", help="stop launching jobs after N failed ones")
+    parser.add_argument("--detach", action="store_true", help="hydra/launcher=slurm: submit the jobs and return")
     opts, overrides = parser.parse_known_args(args)
+    extra = [f"hydra.sweeper.max_failures={opts.max_failures}"] if opts.max_failures else []
+    extra += ["hydra.sweeper.detach=true"] if opts.detach else []
     if opts.resume is not None:
-        return _resume(opts.name, opts.resume, opts.rerun or "unfinished", overrides, opts.max_failures)
+        return _resume(opts.name, opts.resume, opts.rerun or "unfinished", overrides, extra)
     if opts.rerun:
         print("error: --rerun goes with --resume", file=sys.stderr)
         return 2
@@ -94,11 +98,10 @@ def cmd_sweep(args: list[str]) -> int:
         return 2
     if opts.dry_run:
         return _dry_run(sweep, overrides)
-    extra = [f"hydra.sweeper.max_failures={opts.max_failures}"] if opts.max_failures else []
     return _hydra(["-m", f"+experiments={sweep.name}", *overrides, *extra])
 
 
-def _resume(name: str, where: str, rerun: str, overrides: list[str], max_failures: int | None) -> int:
+def _resume(name: str, where: str, rerun: str, overrides: list[str], extra: list[str]) -> int:
     """Plan from the sweep's small files first: with nothing to run, neither Hydra nor torch is imported."""
     from spikesweep.sweeps import catalogue, resume, sweep_record
 
@@ -117,7 +120,7 @@ def _resume(name: str, where: str, rerun: str, overrides: list[str], max_failure
     print(f"status: spikesweep status {sweep_dir}")
     if not plan.run:
         return 0
-    return _hydra(resume.hydra_arguments(plan, given, max_failures))
+    return _hydra([*resume.hydra_arguments(plan, given), *extra])
 
 
 def _dry_run(sweep, overrides: list[str]) -> int:

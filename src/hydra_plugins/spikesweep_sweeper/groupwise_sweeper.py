@@ -37,8 +37,9 @@ def _failed(result: JobReturn) -> bool:
 
 class GroupwiseSweeper(BasicSweeper):
     def __init__(self, max_batch_size: int | None = None, params: dict[str, str] | None = None,
-                 only_jobs: Sequence[int] | None = None, max_failures: int | None = None) -> None:
+                 only_jobs: Sequence[int] | None = None, max_failures: int | None = None, detach: bool = False) -> None:
         super().__init__(max_batch_size, params)
+        self.detach = detach  # read by the SLURM launcher: submit and return
         self.only_jobs = None if only_jobs is None else sorted(int(j) for j in only_jobs)
         self.max_failures = max_failures
         self.epochs: dict[tuple[str, ...], Any] = {}  # a job's trainer.epochs, from its validated config
@@ -54,7 +55,10 @@ class GroupwiseSweeper(BasicSweeper):
         self.validate_batch_is_legal(jobs)  # every job, before any starts
         self._record(sweep_dir, list(arguments), jobs)
         todo = [(i, job) for i, job in enumerate(jobs) if self.only_jobs is None or i in self.only_jobs]
-        size = 1 if self.max_failures else (self.max_batch_size or len(todo) or 1)
+        print(f"sweep {sweep_dir}: {len(todo)} of {len(jobs)} job(s) to launch; see them with "
+              f"`spikesweep status {sweep_dir}`", flush=True)
+        one_by_one = self.max_failures and not getattr(self.launcher, "handles_max_failures", False)
+        size = 1 if one_by_one else (self.max_batch_size or len(todo) or 1)
         returns, failures = [], 0
         while todo:
             batch = [todo[0]]  # consecutive job numbers launch together, under their own numbers
@@ -66,10 +70,11 @@ class GroupwiseSweeper(BasicSweeper):
             for r in results:
                 _ = r.return_value  # as Hydra's sweeper: a job that raised re-raises here
             returns.append(results)
-            if self.max_failures and failures >= self.max_failures and todo:
-                STOPPED.update(max_failures=self.max_failures, not_launched=[i for i, _ in todo])
+            cancelled = [i for (i, _), r in zip(batch, results) if r._return_value == "not launched"]
+            if self.max_failures and failures >= self.max_failures and (todo or cancelled):
+                STOPPED.update(max_failures=self.max_failures, not_launched=cancelled + [i for i, _ in todo])
                 log.error("%d job(s) failed (--max-failures %d): %d job(s) not launched", failures,
-                          self.max_failures, len(todo))
+                          self.max_failures, len(STOPPED["not_launched"]))
                 break
         return returns
 
@@ -93,7 +98,10 @@ class GroupwiseSweeper(BasicSweeper):
         listed = [{"num": i, "overrides": [o for o in job if o.partition("=")[0] in axes],
                    "epochs": self.epochs.get(tuple(job))} for i, job in enumerate(jobs)]
         launcher = self.config.hydra.runtime.choices.get("hydra/launcher") or str(self.config.hydra.launcher._target_)
-        sweep_record.write(sweep_dir, sweep_record.make(str(self.config.name), arguments, axes, fixed, launcher, listed))
+        record = sweep_record.make(str(self.config.name), arguments, axes, fixed, launcher, listed)
+        record["hydra_arguments"] = [o for o in self.config.hydra.overrides.hydra
+                                     if not o.startswith(sweep_record.NOT_IDENTITY)]  # hydra/launcher=slurm, ...
+        sweep_record.write(sweep_dir, record)
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         assert self.hydra_context is not None and self.config is not None

@@ -55,7 +55,7 @@ def arguments(name: str, plan: Plan, params: dict[str, str], overrides: list[str
     return given
 
 
-def hydra_arguments(plan: Plan, given: list[str], max_failures: int | None = None) -> list[str]:
-    extra = [f"hydra.sweeper.max_failures={max_failures}"] if max_failures else []
-    return ["-m", *given, f"hydra.sweep.dir={plan.sweep_dir}",
-            f"hydra.sweeper.only_jobs=[{','.join(map(str, plan.run))}]", *extra]
+def hydra_arguments(plan: Plan, given: list[str]) -> list[str]:
+    launch = [o for o in plan.record.get("hydra_arguments", []) if o.split("=")[0] not in {g.split("=")[0] for g in given}]
+    return ["-m", *given, *launch, f"hydra.sweep.dir={plan.sweep_dir}",
+            f"hydra.sweeper.only_jobs=[{','.join(map(str, plan.run))}]"]

@@ -70,12 +70,14 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def job_row(run_dir: Path, num: int, overrides: list[str], epochs_total: Any, locked: set[int] | None,
             slurm_state: str | None = None, now: float | None = None) -> dict[str, Any]:
     """One job's row: state, epoch reached of total, best and last metric, wall time, error."""
+    slurm_state, _, slurm_raw = (slurm_state or "").partition(":")
     row: dict[str, Any] = {"job": num, "overrides": " ".join(overrides), "state": "queued", "epoch": None,
                            "epochs": epochs_total, "metric": None, "best": None, "last": None, "wall_time_s": None,
                            "error": None}
     if not run_dir.is_dir():  # not started: queued (SLURM may say otherwise)
         if slurm_state:
             row["state"] = slurm_state
+            row["error"] = f"SLURM: {slurm_raw}" if slurm_state == "failed" else None
         return row
     summary = _read_json(run_dir / "summary.json")
     last = last_line(run_dir / "metrics.jsonl")
@@ -100,6 +102,7 @@ def job_row(run_dir: Path, num: int, overrides: list[str], epochs_total: Any, lo
         row["error"] = "ended without writing summary.json (killed?)"
     if slurm_state == "failed" and state != "completed":
         state = "failed"
+        row["error"] = f"SLURM: {slurm_raw}"
     row["state"] = state
     summary = summary or {}
     best = summary.get("best") or {}
@@ -140,21 +143,28 @@ def slurm_states(sweep_dir: Path) -> dict[int, str]:
         return {}
     arrays = arrays[:1]  # the sweep's own submission: a resume's arrays number their tasks from 0 again
     states: dict[int, str] = {}
+    raw: dict[int, str] = {}
     ids = arrays[0]
     for command in (["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ids],
                     ["squeue", "-h", "-r", "-o", "%i|%T", "-j", ids]):  # squeue last: it is the fresher
         if shutil.which(command[0]) is None:
             continue
         try:
-            out = subprocess.run(command, capture_output=True, text=True, timeout=10).stdout
+            done = subprocess.run(command, capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             continue
+        out = done.stdout
+        if command[0] == "squeue" and done.returncode == 0:
+            states[-1] = "asked"  # squeue answered: a task it does not list is not queued or running
         for line in out.splitlines():
             job_id, _, state = line.partition("|")
             _, _, task = job_id.partition("_")
             if task.isdigit():
-                states[int(task)] = SLURM_STATES.get(state.split()[0] if state else "", "queued")
-    return states
+                ours = SLURM_STATES.get(state.split()[0] if state else "")
+                if ours:  # COMPLETED says nothing: a job of ours that failed ends COMPLETED too
+                    states[int(task)] = ours
+                    raw[int(task)] = state.split()[0]
+    return {num: f"{state}:{raw.get(num, '')}" for num, state in states.items()}
 
 
 def collect(sweep_dir: Path, use_slurm: bool = True) -> list[dict[str, Any]]:
@@ -168,8 +178,21 @@ def collect(sweep_dir: Path, use_slurm: bool = True) -> list[dict[str, Any]]:
     slurm = slurm_states(sweep_dir) if use_slurm else {}
     locked = held_lock_inodes()
     now = time.time()
-    return [job_row(sweep_dir / str(num), num, overrides, epochs, locked, slurm.get(num), now)
+    rows = [job_row(sweep_dir / str(num), num, overrides, epochs, locked, slurm.get(num), now)
             for num, overrides, epochs in jobs]
+    if -1 in slurm:  # neither squeue nor sacct knows it, and no directory: cancelled before it started
+        for row in rows:
+            if row["job"] not in slurm and row["state"] == "queued" and row["job"] < _array_size(sweep_dir):
+                row |= {"state": "failed", "error": "SLURM: ended without starting (cancelled while pending?)"}
+    return rows
+
+
+def _array_size(sweep_dir: Path) -> int:
+    """Tasks in the sweep's first array: its .submitit/<array>_<task> folders."""
+    folder = sweep_dir / ".submitit"
+    names = [p.name for p in folder.iterdir() if "_" in p.name] if folder.is_dir() else []
+    first = min((n.split("_")[0] for n in names), key=lambda a: (len(a), a), default=None)
+    return sum(n.split("_")[0] == first for n in names)
 
 
 def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
