@@ -41,7 +41,7 @@ def test_detach_cancel_fail_status_resume_report(tmp_path):
     assert time.monotonic() - started < 60  # no waiting for the jobs: start-up and submission only
     (sweep_dir,) = (tmp_path / "multirun" / "demo").iterdir()
     assert f"see it with `spikesweep status {sweep_dir}`" in out.stdout
-    array = next(p.name.split("_")[0] for p in (sweep_dir / ".submitit").iterdir() if "_" in p.name)
+    array = next(p.name.split("_")[0] for p in (sweep_dir / ".submitit").iterdir() if p.name.split("_")[0].isdigit())
     subprocess.run(["scancel", f"{array}_3"], check=True)
 
     ended = _wait_until_ended(sweep_dir)

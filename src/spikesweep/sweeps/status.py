@@ -138,7 +138,7 @@ def slurm_states(sweep_dir: Path) -> dict[int, str]:
     folder = sweep_dir / ".submitit"
     if not folder.is_dir() or shutil.which("squeue") is None:
         return {}
-    arrays = sorted({p.name.split("_")[0] for p in folder.iterdir() if "_" in p.name}, key=lambda a: (len(a), a))
+    arrays = sorted({n.split("_")[0] for n in _task_folders(folder)}, key=lambda a: (len(a), a))
     if not arrays:
         return {}
     arrays = arrays[:1]  # the sweep's own submission: a resume's arrays number their tasks from 0 again
@@ -187,10 +187,15 @@ def collect(sweep_dir: Path, use_slurm: bool = True) -> list[dict[str, Any]]:
     return rows
 
 
+def _task_folders(folder: Path) -> list[str]:
+    """submitit's <array>_<task> folder names (not its .submission_file_* files)."""
+    return [p.name for p in folder.iterdir() if all(part.isdigit() for part in p.name.split("_", 1)) and "_" in p.name]
+
+
 def _array_size(sweep_dir: Path) -> int:
     """Tasks in the sweep's first array: its .submitit/<array>_<task> folders."""
     folder = sweep_dir / ".submitit"
-    names = [p.name for p in folder.iterdir() if "_" in p.name] if folder.is_dir() else []
+    names = _task_folders(folder) if folder.is_dir() else []
     first = min((n.split("_")[0] for n in names), key=lambda a: (len(a), a), default=None)
     return sum(n.split("_")[0] == first for n in names)
 
