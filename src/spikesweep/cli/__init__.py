@@ -14,16 +14,21 @@ USAGE = """spikesweep <command> [args]
 
 commands:
   train [overrides...]                one run, e.g. `spikesweep train model=small_cnn surrogate=sigmoid`
-  sweep NAME [overrides...] [--dry-run]   the named multirun experiments/NAME.yaml
+  sweep NAME [overrides...] [--dry-run] [--max-failures N] [--detach]   the named multirun experiments/NAME.yaml
+                                      (--detach, under hydra/launcher=slurm: submit and return)
+  sweep NAME --resume [SWEEP_DIR] [--rerun failed|all]   run again its jobs that did not complete
   list                                the named multiruns
-  compare DIR                         table of every run under DIR (markdown; CSV written beside)
-  report NAME [--dir DIR]             a multirun beside the paper's numbers: tables, mean ± std, plots
+  status SWEEP_DIR|NAME [--json] [--watch [SECONDS]]   every job's state, epoch, metrics, error; counts
+  compare DIR|NAME                    table of every run under DIR or NAME's newest sweep (markdown; CSV beside)
+  report NAME|DIR [--dir DIR] [--check]   a multirun beside the paper's numbers: tables, mean ± std, plots,
+                                      each cell reproduced/below/above; --check: exit 1 when one is below
   report NAME --wandb [--entity E --project P]   the same multirun as a W&B report of its wandb group
   prepare dataset=NAME [overrides...]  check the files, convert/integrate/cache once (before a sweep)
   bench neuron [--quick] [--device cuda] [--backends torch,cupy,...]
                                       neuron backends on [T, N] (the survey's speed grid): CSV, PNG, table
   bench report [--quick]               every benchmark -> bench/*.csv + BENCHMARKS.md
   bench stdp [--quick]                 bp_stdp's STDP update: spikingjelly's learner vs. the batched one
+  bench status [--jobs N]             `status` and the `--resume` plan on a synthetic N-job sweep (target: < 1 s)
   bench dispatch [--points N]          compose a N-point sweep; with $SLURM_CONF, also submit it as an array
   bench data dataset=NAME [overrides...] [--batches N]   loader samples/s vs the train step's
   bench model model=X dataset=Y [--steps N] [trainer.batch_size=B trainer.compile=true trainer.amp=bf16 ...]
@@ -42,6 +47,7 @@ COMMANDS = {
     "train": ("train", "cmd_train"),
     "sweep": ("sweep", "cmd_sweep"),
     "list": ("sweep", "cmd_list"),
+    "status": ("status", "cmd_status"),
     "compare": ("report", "cmd_compare"),
     "report": ("report", "cmd_report"),
     "prepare": ("prepare", "cmd_prepare"),

@@ -12,6 +12,7 @@ BENCHES = {
     "report": "every benchmark -> bench/*.csv + BENCHMARKS.md",
     "stdp": "bp_stdp's STDP update: spikingjelly's learner vs. the batched one",
     "dispatch": "compose an N-point sweep; with $SLURM_CONF, also submit it as an array",
+    "status": "`status` and the `--resume` plan on a synthetic N-job sweep (target: under 1 s for 1,000)",
     "data": "loader samples/s vs the train step's (dataset=NAME [overrides...] [--batches N])",
     "model": "train-step samples/s, memory and neuron/conv time split vs. spikingjelly's eager LIFNode",
 }
@@ -19,7 +20,7 @@ BENCHES = {
 
 def cmd_bench(args: list[str]) -> int:
     runners = {"model": _bench_model, "neuron": _bench_neuron, "report": _bench_report, "dispatch": _bench_dispatch,
-               "stdp": _bench_stdp}
+               "stdp": _bench_stdp, "status": _bench_status}
     if args[:1] and args[0] in runners:
         return runners[args[0]](args[1:])
     parser = argparse.ArgumentParser(
@@ -82,6 +83,24 @@ def _bench_dispatch(args: list[str]) -> int:
     write_csv(rows, opts.csv)
     print_rows(rows)
     return 0
+
+
+def _bench_status(args: list[str]) -> int:
+    """`bench status [--jobs N]`: no torch is imported, as in the commands it times."""
+    from spikesweep.bench.sweep_ops import bench_sweep_ops
+    from spikesweep.sweeps import resume, status
+
+    parser = argparse.ArgumentParser(prog="spikesweep bench status")
+    parser.add_argument("--jobs", type=int, default=1000, help="jobs in the synthetic sweep")
+    opts = parser.parse_args(args)
+    if opts.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {opts.jobs}")
+    rows = bench_sweep_ops(opts.jobs, lambda d: status.table(d, status.collect(d, False)),
+                           lambda d: resume.plan(d, use_slurm=False))
+    print("| operation | jobs | seconds | target (s) |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['operation']} | {r['jobs']} | {r['seconds']:.3f} | {r['target_s']:g} |")
+    return 0 if all(r["seconds"] <= r["target_s"] for r in rows) else 1
 
 
 def _bench_stdp(args: list[str]) -> int:

@@ -1,6 +1,7 @@
 """`spikesweep sweep NAME` and `spikesweep list`: the named multiruns of experiments/."""
 
 import argparse
+from pathlib import Path
 
 from spikesweep.cli.common import UserError, checked, run_hydra
 
@@ -11,7 +12,18 @@ def cmd_sweep(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="spikesweep sweep")
     parser.add_argument("name")
     parser.add_argument("--dry-run", action="store_true", help="list the jobs without running them")
+    parser.add_argument("--resume", nargs="?", const="", metavar="SWEEP_DIR",
+                        help="run again the jobs of a sweep that did not complete (default: its newest directory)")
+    parser.add_argument("--rerun", choices=["failed", "all"], help="with --resume: only the failed jobs, or every job")
+    parser.add_argument("--max-failures", type=int, metavar="N", help="stop launching jobs after N failed ones")
+    parser.add_argument("--detach", action="store_true", help="hydra/launcher=slurm: submit the jobs and return")
     opts, overrides = parser.parse_known_args(args)
+    extra = [f"hydra.sweeper.max_failures={opts.max_failures}"] if opts.max_failures else []
+    extra += ["hydra.sweeper.detach=true"] if opts.detach else []
+    if opts.resume is not None:
+        return _resume(opts.name, opts.resume, opts.rerun or "unfinished", overrides, extra)
+    if opts.rerun:
+        raise UserError("--rerun goes with --resume")
     try:
         sweep = catalogue.load(opts.name)
         for o in overrides:  # an axis given on the command line: `key=a,b` (an empty value is a typo)
@@ -23,7 +35,26 @@ def cmd_sweep(args: list[str]) -> int:
     checked(["-m", f"+experiments={sweep.name}", *overrides])
     if opts.dry_run:
         return _dry_run(sweep, overrides)
-    return run_hydra(["-m", f"+experiments={sweep.name}", *overrides])
+    return run_hydra(["-m", f"+experiments={sweep.name}", *overrides, *extra])
+
+
+def _resume(name: str, where: str, rerun: str, overrides: list[str], extra: list[str]) -> int:
+    """Plan from the sweep's small files first: with nothing to run, neither Hydra nor torch is imported.
+    A changed axis or fixed override is a ValueError (SweepChanged) with the one-line diff."""
+    from spikesweep.sweeps import catalogue, resume, sweep_record
+
+    try:
+        sweep = catalogue.load(name)
+    except KeyError as err:  # an unknown sweep name
+        raise UserError(err.args[0]) from None
+    sweep_dir = Path(where) if where else sweep_record.newest(Path.cwd(), name)
+    plan = resume.plan(sweep_dir, rerun)
+    given = resume.arguments(name, plan, sweep.params, overrides)
+    print(plan.line())
+    print(f"status: spikesweep status {sweep_dir}")
+    if not plan.run:
+        return 0
+    return run_hydra([*resume.hydra_arguments(plan, given), *extra])
 
 
 def _dry_run(sweep, overrides: list[str]) -> int:

@@ -31,6 +31,10 @@ class SweepSummary(Callback):
         )
 
         sweep_dir = Path(config.hydra.sweep.dir)
+        if config.hydra.sweeper.get("detach") and "slurm" in str(config.hydra.launcher.get("_target_", "")).lower():
+            LAST_SWEEP.update(dir=sweep_dir, jobs=0, failed=0)  # the summary job writes the summary
+            print(f"sweep {sweep_dir}: submitted; the summary is written when the last job ends")
+            return
         rows = collect(sweep_dir) if sweep_dir.is_dir() else []
         by_dir = {(sweep_dir / r["job"]).resolve(): r["status"] != "completed" for r in rows}
         for run_dir, failed in self.ended.items():

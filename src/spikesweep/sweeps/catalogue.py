@@ -18,6 +18,7 @@ class NamedSweep:
     paper: str | None
     params: dict[str, str]
     reported: dict[str, float | None]
+    tolerance: float = 0.5  # points; a cell is reproduced within max(this, 2 std over seeds) of its number
 
     @property
     def job_count(self) -> int:
@@ -47,7 +48,8 @@ def load(name: str) -> NamedSweep:
         split_values(values, f"{name}: {axis}")  # an empty axis fails here, with its name
     reported = {str(k): v for k, v in (meta.get("reported") or {}).items() if not isinstance(v, dict)}
     return NamedSweep(
-        name, meta.get("description", ""), meta.get("paper"), {k: str(v) for k, v in params.items()}, reported
+        name, meta.get("description", ""), meta.get("paper"), {k: str(v) for k, v in params.items()}, reported,
+        float(meta.get("tolerance", 0.5)),
     )
 
 

@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from spikesweep.sweeps import sweep_record
 from spikesweep.sweeps.compare import collect
 from spikesweep.tracking.jsonl import read_metrics
 
@@ -52,16 +53,46 @@ def yaml_overrides(run_dir: Path) -> list[str]:
 
 
 def grouped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and standard deviation of the final top-1 over the seeds of each cell."""
+    """Mean and standard deviation of the final top-1 over the seeds of each cell, and the cell's paper number."""
     cells: dict[str, list[float]] = defaultdict(list)
+    paper: dict[str, float] = {}
     for row in rows:
         if row["status"] == "completed" and row["final_top1"] is not None:
             cells[row["cell"]].append(row["final_top1"])
+        if row.get("paper_top1") is not None:
+            paper.setdefault(row["cell"], row["paper_top1"])
     return [
         {"cell": cell or "(all)", "runs": len(v), "mean_top1": statistics.fmean(v),
-         "std_top1": statistics.stdev(v) if len(v) > 1 else 0.0}
+         "std_top1": statistics.stdev(v) if len(v) > 1 else 0.0, "paper_top1": paper.get(cell)}
         for cell, v in cells.items()
     ]
+
+
+#: A cell is reproduced when its mean is within max(this many points, 2 std over seeds) of the paper's number.
+DEFAULT_TOLERANCE = 0.5
+VERDICTS = ("reproduced", "below", "above")
+
+
+def verdicts(cells: list[dict[str, Any]], points: float = DEFAULT_TOLERANCE) -> list[dict[str, Any]]:
+    """Each cell with a paper number marked reproduced, below or above, with the tolerance it was given."""
+    out = []
+    for cell in cells:
+        if cell.get("paper_top1") is None:
+            out.append(cell | {"tolerance": None, "verdict": None})
+            continue
+        tolerance = max(points, 2 * cell["std_top1"])
+        gap = cell["mean_top1"] - cell["paper_top1"]
+        verdict = "reproduced" if abs(gap) <= tolerance else ("below" if gap < 0 else "above")
+        out.append(cell | {"tolerance": tolerance, "verdict": verdict})
+    return out
+
+
+def verdict_line(cells: list[dict[str, Any]], points: float = DEFAULT_TOLERANCE) -> str:
+    judged = [c for c in cells if c.get("verdict")]
+    counts = ", ".join(f"{sum(c['verdict'] == v for c in judged)} {v}" for v in VERDICTS)
+    unjudged = len(cells) - len(judged)
+    rest = f"; {unjudged} cell(s) without a reported number" if unjudged else ""
+    return f"{counts} (tolerance: the larger of {points:g} points and 2 std over seeds){rest}"
 
 
 def _fmt(v: Any) -> str:
@@ -92,7 +123,8 @@ def plot(sweep_dir: Path, rows: list[dict[str, Any]], out: Path) -> list[Path]:
         if epochs:
             ax.plot([e["epoch"] for e in epochs], [e["test_top1"] for e in epochs], label=row["overrides"] or row["job"])
     ax.set_xlabel("epoch"), ax.set_ylabel("test top-1 (%)"), ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
+    if ax.lines:  # runs without metrics.jsonl draw nothing, and an empty legend warns
+        ax.legend(fontsize=6)
     fig.tight_layout(), fig.savefig(out / "accuracy_vs_epoch.png", dpi=90), plt.close(fig)
     made.append(out / "accuracy_vs_epoch.png")
 
@@ -114,8 +146,10 @@ def plot(sweep_dir: Path, rows: list[dict[str, Any]], out: Path) -> list[Path]:
     return made
 
 
-def report(sweep_dir: Path, reported: dict[str, float | None]) -> tuple[str, Path]:
-    """Write report.md, report.csv and the plots into sweep_dir/report/; return the markdown and that folder."""
+def report(sweep_dir: Path, reported: dict[str, float | None],
+           tolerance: float = DEFAULT_TOLERANCE) -> tuple[str, Path, list[dict[str, Any]]]:
+    """Write report.md, report.csv and the plots into sweep_dir/report/; return the markdown, that folder and
+    the cells with their verdicts."""
     rows = build_rows(sweep_dir, reported)
     if not rows:
         raise FileNotFoundError(f"no runs (summary.json files) under {sweep_dir}")
@@ -125,21 +159,20 @@ def report(sweep_dir: Path, reported: dict[str, float | None]) -> tuple[str, Pat
         writer = csv.DictWriter(f, fieldnames=JOB_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    (out / "grouped.json").write_text(json.dumps(grouped(rows), indent=2))
+    cells = verdicts(grouped(rows), tolerance)
+    (out / "grouped.json").write_text(json.dumps(cells, indent=2))
     pngs = plot(sweep_dir, rows, out)
     markdown = "\n\n".join([
         f"# {sweep_dir}",
         _table(rows, JOB_COLUMNS),
         "## Mean ± std over seeds",
-        _table(grouped(rows), ["cell", "runs", "mean_top1", "std_top1"]),
+        _table(cells, ["cell", "runs", "mean_top1", "std_top1", "paper_top1", "tolerance", "verdict"]),
+        verdict_line(cells, tolerance),
         "\n".join(f"![{p.stem}]({p.name})" for p in pngs),
     ])
     (out / "report.md").write_text(markdown + "\n")
-    return markdown, out
+    return markdown, out, cells
 
 
 def newest_sweep_dir(root: Path, name: str) -> Path:
-    runs = sorted((root / "multirun" / name).glob("*/"), key=lambda p: p.name)
-    if not runs:
-        raise FileNotFoundError(f"no multirun of '{name}' under {root / 'multirun' / name}: run `spikesweep sweep {name}`")
-    return runs[-1]
+    return sweep_record.newest(root, name)
