@@ -35,6 +35,22 @@ def record_failed_job(run_dir: Path, error: BaseException) -> bool:
     return True
 
 
+def discard_if_new(run_dir: Path) -> bool:
+    """Remove a single run's directory that a rejected config left empty: Hydra makes it (`.hydra/`,
+    `train.log`) before the config is checked, and a refused command must not leave a stamped folder
+    behind. A directory holding anything else (an earlier run's files) is kept as it is."""
+    import shutil
+
+    if not run_dir.is_dir() or {p.name for p in run_dir.iterdir()} - {".hydra", "train.log", ".lock"}:
+        return False
+    logging.shutdown()  # train.log's handler closes before its file goes
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for parent in (run_dir.parent, run_dir.parent.parent):  # outputs/<name>/, outputs/ when this made them
+        if parent.resolve() != Path.cwd().resolve() and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+    return True
+
+
 def log_to_file_only(message: str) -> None:
     """An error line for train.log (the job's file handlers) that the terminal already gets another way."""
     record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)

@@ -254,7 +254,8 @@ def hydra_main(cfg: DictConfig) -> str:
     """In a sweep a failed job is recorded and the sweep goes on; a single run exits non-zero."""
     from spikesweep.crash import crash_line, interrupted
     from spikesweep.engine.preemption import Preemption
-    from spikesweep.job_failure import log_to_file_only, record_failed_job
+    from spikesweep.engine.resume_policy import ResumeRefused
+    from spikesweep.job_failure import discard_if_new, log_to_file_only, record_failed_job
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
@@ -272,7 +273,8 @@ def hydra_main(cfg: DictConfig) -> str:
             log.error("job %s failed: %s", hc.job.num, err)
             record_failed_job(run_dir, err)
             return "failed"
-        log_to_file_only(f"error: {err}")  # the terminal gets it from SystemExit
+        if not (isinstance(err, ConfigError) and not isinstance(err, ResumeRefused) and discard_if_new(run_dir)):
+            log_to_file_only(f"error: {err}")  # the terminal gets it from SystemExit
         raise SystemExit(f"error: {err}") from None
     except KeyboardInterrupt:
         raise SystemExit(interrupted(run_dir)) from None

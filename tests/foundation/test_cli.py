@@ -162,3 +162,18 @@ def test_bench_help_lists_every_benchmark(tmp_path):
     assert out.returncode == 0, out.stderr
     for name in ("neuron", "report", "stdp", "dispatch", "data", "model"):
         assert f"\n  {name} " in out.stdout, name
+
+
+def test_a_rejected_config_leaves_no_run_directory(tmp_path):
+    """Hydra makes the stamped folder before the config is checked; a refused command removes it again."""
+    out = run_cli("train", "seed=-1", "logger=none", cwd=tmp_path)
+    assert out.returncode == 1 and out.stderr.strip().splitlines()[-1] == "error: seed=-1 must be an integer >= 0"
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_run_prints_its_directory_when_it_starts_and_ends(tmp_path):
+    out = run_cli("train", "trainer.epochs=1", "trainer.max_steps_per_epoch=1", "logger=none", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (run_dir,) = (tmp_path / "outputs" / "train").iterdir()
+    text = out.stdout + out.stderr
+    assert f"run directory: {run_dir}" in text and f"completed: {run_dir}" in text
