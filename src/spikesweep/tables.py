@@ -11,6 +11,24 @@ def significant(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def result(value: Any) -> str:
+    """Results for people: "-" for none; 2 decimals from 0.1 up (accuracies, seconds); below, 3 significant
+    digits (a firing rate of 0.0828, an energy of 0.000712), never a 0.00 that hides the value."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}" if abs(value) >= 0.1 or value == 0 else f"{value:.3g}"
+    return str(value)
+
+
+def energy_unit(values_mj: Sequence[float | None]) -> tuple[str, float]:
+    """The unit that shows energies per sample (given in mJ) without a run of zeros: (name, factor from mJ)."""
+    largest = max((abs(v) for v in values_mj if v is not None), default=1.0)
+    if largest >= 1.0:
+        return "mJ", 1.0
+    return ("uJ", 1e3) if largest >= 1e-3 else ("nJ", 1e6)
+
+
 def markdown(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None,
              fmt: Callable[[Any], str] = significant) -> str:
     """A markdown table of `rows` (columns: the first row's keys unless given; a missing cell is None)."""

@@ -49,16 +49,8 @@ def _job_order(path: Path) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in path.parent.parts)
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.2f}" if abs(value) >= 0.1 or value == 0 else f"{value:.4f}"
-    return str(value)
-
-
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    return tables.markdown(rows, COLUMNS, _fmt)
+    return tables.markdown(rows, COLUMNS, tables.result)
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:

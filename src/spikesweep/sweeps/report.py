@@ -5,13 +5,13 @@ Paper numbers come from the named multirun's `sweep.reported` block, keyed by th
 they belong to ("experiment=x dataset.T=4"); a job gets the number whose overrides it all carries.
 """
 
-import csv
 import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from spikesweep import tables
 from spikesweep.sweeps import sweep_record
 from spikesweep.sweeps.compare import collect
 from spikesweep.tracking.jsonl import read_metrics
@@ -95,15 +95,13 @@ def verdict_line(cells: list[dict[str, Any]], points: float = DEFAULT_TOLERANCE)
     return f"{counts} (tolerance: the larger of {points:g} points and 2 std over seeds){rest}"
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.2f}" if isinstance(v, float) else str(v)
-
-
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return "\n".join(lines + ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows])
+    """Energies shown in the unit that suits them (mJ, uJ or nJ), every other value by `tables.result`."""
+    if "energy_mj" not in columns:
+        return tables.markdown(rows, columns, tables.result)
+    unit, factor = tables.energy_unit([r.get("energy_mj") for r in rows])
+    shown = [r | {f"energy_{unit}": None if r.get("energy_mj") is None else r["energy_mj"] * factor} for r in rows]
+    return tables.markdown(shown, [f"energy_{unit}" if c == "energy_mj" else c for c in columns], tables.result)
 
 
 JOB_COLUMNS = ["job", "overrides", "status", "final_top1", "best_top1", "paper_top1", "delta", "firing_rate",
@@ -121,7 +119,8 @@ def plot(sweep_dir: Path, rows: list[dict[str, Any]], out: Path) -> list[Path]:
     for row in rows:
         epochs = read_metrics(sweep_dir / row["job"] / "metrics.jsonl")
         if epochs:
-            ax.plot([e["epoch"] for e in epochs], [e["test_top1"] for e in epochs], label=row["overrides"] or row["job"])
+            ax.plot([e["epoch"] + 1 for e in epochs], [e["test_top1"] for e in epochs],  # epoch 1 first, as logged
+                    label=row["overrides"] or row["job"])
     ax.set_xlabel("epoch"), ax.set_ylabel("test top-1 (%)"), ax.grid(alpha=0.3)
     if ax.lines:  # runs without metrics.jsonl draw nothing, and an empty legend warns
         ax.legend(fontsize=6)
@@ -130,17 +129,26 @@ def plot(sweep_dir: Path, rows: list[dict[str, Any]], out: Path) -> list[Path]:
 
     cells = grouped(rows)
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.bar(range(len(cells)), [c["mean_top1"] for c in cells], yerr=[c["std_top1"] for c in cells], capsize=3)
+    means, stds = [c["mean_top1"] for c in cells], [c["std_top1"] for c in cells]
+    ax.bar(range(len(cells)), means, yerr=stds, capsize=3)
+    if cells:  # zoomed to where the cells differ: on 0-100 every bar looks the same and the error bars vanish
+        low, high = min(m - s for m, s in zip(means, stds)), max(m + s for m, s in zip(means, stds))
+        margin = max(0.5, 0.15 * (high - low))
+        ax.set_ylim(max(0.0, low - margin), min(100.0, high + margin))
     ax.set_xticks(range(len(cells)), [c["cell"] for c in cells], rotation=30, ha="right", fontsize=7)
     ax.set_ylabel("final top-1 (%), mean ± std over seeds")
     fig.tight_layout(), fig.savefig(out / "final_accuracy_per_cell.png", dpi=90), plt.close(fig)
     made.append(out / "final_accuracy_per_cell.png")
 
-    energy = [(r["energy_mj"], r["final_top1"], r["overrides"]) for r in rows if r.get("energy_mj") is not None]
+    energy = [r for r in rows if r.get("energy_mj") is not None and r.get("final_top1") is not None]
     if energy:
+        unit, factor = tables.energy_unit([r["energy_mj"] for r in energy])
         fig, ax = plt.subplots(figsize=(6, 4))
-        ax.scatter([e for e, _, _ in energy], [a for _, a, _ in energy])
-        ax.set_xlabel("energy per sample (mJ)"), ax.set_ylabel("final top-1 (%)"), ax.grid(alpha=0.3)
+        for cell in dict.fromkeys(r["cell"] for r in energy):  # one colour and legend entry per cell
+            mine = [r for r in energy if r["cell"] == cell]
+            ax.scatter([r["energy_mj"] * factor for r in mine], [r["final_top1"] for r in mine], label=cell or "(all)")
+        ax.set_xlabel(f"energy per sample ({unit})"), ax.set_ylabel("final top-1 (%)"), ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
         fig.tight_layout(), fig.savefig(out / "accuracy_vs_energy.png", dpi=90), plt.close(fig)
         made.append(out / "accuracy_vs_energy.png")
     return made
@@ -155,10 +163,7 @@ def report(sweep_dir: Path, reported: dict[str, float | None],
         raise FileNotFoundError(f"no runs (summary.json files) under {sweep_dir}")
     out = sweep_dir / "report"
     out.mkdir(exist_ok=True)
-    with (out / "report.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=JOB_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    tables.write_csv(rows, out / "report.csv", JOB_COLUMNS)
     cells = verdicts(grouped(rows), tolerance)
     (out / "grouped.json").write_text(json.dumps(cells, indent=2))
     pngs = plot(sweep_dir, rows, out)
