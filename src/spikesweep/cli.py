@@ -28,6 +28,9 @@ commands:
   info model=X dataset=Y [overrides...]   params, FLOPs, SOPs and energy at init, memory per sample
   verify-spikes CKPT [--batches N]    a trained model's logits with integer spikes vs. each integer k sent
                                       as k binary spikes over sub-steps (SDT v3's claim); exit 1 on mismatch
+  export RUN --to nir|fpga [--bits W] [--samples N] [-o OUT]
+                                      the trained network as a NIR graph, or a fixed-point FPGA package
+                                      (manifest, .mem/.coe memories, params.vh, golden traces)
   import-ckpt --from spikingformer|sdtv3 PATH dataset=NAME [model=NAME] [overrides...] [-o OUT]
                                       an upstream checkpoint as ours, for `train trainer.eval_only=true ckpt=OUT`
 """
@@ -255,6 +258,27 @@ def cmd_verify_spikes(args: list[str]) -> int:
           f"sub-steps; max |logit difference| {check.max_abs_diff:.3g} (max |logit| {check.max_abs_logit:.3g}, "
           f"tolerance {check.atol:g} + {check.rtol:g} x max |logit|): {'MATCH' if check.match else 'MISMATCH'}")
     return 0 if check.match else 1
+
+
+def cmd_export(args: list[str]) -> int:
+    """A trained run as a NIR graph, or as a fixed-point FPGA package (memories, params.vh, golden traces)."""
+    parser = argparse.ArgumentParser(prog="spikesweep export")
+    parser.add_argument("run", type=Path, help="a run directory (its checkpoints/best.pt or last.pt) or a .pt file")
+    parser.add_argument("--to", required=True, choices=["nir", "fpga"])
+    parser.add_argument("-o", "--out", type=Path, help="default: RUN/export/net.nir or RUN/export/fpga_<bits>b")
+    parser.add_argument("--dt", type=float, default=1e-4, help="seconds per time step, stated in the NIR graph")
+    parser.add_argument("--bits", type=int, default=8, help="weight bit width (fpga)")
+    parser.add_argument("--samples", type=int, default=16, help="test samples in golden/ (fpga)")
+    opts = parser.parse_args(args)
+    from spikesweep.engine.checkpoint import CheckpointError
+    from spikesweep.export.run_export import export
+
+    try:
+        print(export(opts.run, opts.to, opts.out, dt=opts.dt, bits=opts.bits, samples=opts.samples))
+    except (CheckpointError, KeyError, ValueError, FileNotFoundError) as err:  # UnsupportedModel is a ValueError
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 # The neuron each upstream model was trained with, used unless the command line names one.
@@ -526,7 +550,7 @@ def _report_wandb(sweep, entity: str | None, project: str | None) -> int:
 COMMANDS = {
     "train": cmd_train, "sweep": cmd_sweep, "list": cmd_list, "compare": cmd_compare, "prepare": cmd_prepare,
     "bench": cmd_bench,
-    "report": cmd_report, "info": cmd_info, "verify-spikes": cmd_verify_spikes, "import-ckpt": cmd_import_ckpt,
+    "report": cmd_report, "info": cmd_info, "verify-spikes": cmd_verify_spikes, "export": cmd_export, "import-ckpt": cmd_import_ckpt,
 }
 
 
