@@ -161,9 +161,14 @@ def fake_quant_run(net: QNet, x_int: np.ndarray) -> list[np.ndarray]:
     return outs
 
 
-def _neuron_torch(x: torch.Tensor, p: dict[str, Any], acc_bits: int) -> torch.Tensor:
+def neuron_membranes(x_int: np.ndarray, p: dict[str, Any], acc_bits: int) -> np.ndarray:
+    """The membrane after each step [B, T, ...] of a neuron layer fed the integer input `x_int`."""
+    return _neuron_torch(torch.from_numpy(x_int).long(), p, acc_bits, membranes=True).numpy()
+
+
+def _neuron_torch(x: torch.Tensor, p: dict[str, Any], acc_bits: int, membranes: bool = False) -> torch.Tensor:
     v = torch.full_like(x[:, 0], p["v_reset"] if p["reset"] == "hard" else 0)
-    spikes = []
+    spikes, vs = [], []
     for step in range(x.shape[1]):
         xt = x[:, step]
         if p["model"] == "if":
@@ -176,4 +181,5 @@ def _neuron_torch(x: torch.Tensor, p: dict[str, Any], acc_bits: int) -> torch.Te
         s = (h >= p["threshold"]).long()
         v = torch.where(s.bool(), torch.full_like(h, p["v_reset"]), h) if p["reset"] == "hard" else h - s * p["threshold"]
         spikes.append(s)
-    return torch.stack(spikes, 1)
+        vs.append(v)
+    return torch.stack(vs if membranes else spikes, 1)

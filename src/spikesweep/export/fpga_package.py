@@ -4,6 +4,7 @@
                    (integer threshold, v_reset, leak as multiply + shift), reset mode and memory bits
   params.vh        the same numbers as Verilog localparams
   memories/        L<i>_weight.mem / .coe (W-bit) and L<i>_bias.mem / .coe (acc_bits), row-major [out, in, kh, kw]
+  hdl/             a reference Verilog FC IF/LIF layer and a testbench on one layer's golden spikes (verilog.py)
   golden/          input.npy (integer input [N, T, ...]), L<i>_<kind>.npy (every layer's integer output),
                    labels.npy: from the fake-quantised torch model (fixed_point.fake_quant_run)
 """
@@ -17,6 +18,7 @@ import numpy as np
 
 from spikesweep.export.fixed_point import QNet, fake_quant_run
 from spikesweep.export.memory_files import write_coe, write_mem
+from spikesweep.export.verilog import write_hdl
 
 FORMAT = "spikesweep-fpga/1"
 
@@ -91,6 +93,9 @@ def write_package(net: QNet, root: Path, golden_x: np.ndarray, golden_y: np.ndar
         np.save(root / files[-1], out)
     man["golden"] = {"samples": int(golden_x.shape[0]), "input": "golden/input.npy", "labels": "golden/labels.npy",
                      "layers": files, "source": "fake-quantised torch model (torch ops on the integer weights)"}
+    hdl = write_hdl(root, man)
+    if hdl is not None:
+        man["hdl"] = hdl
     (root / "manifest.json").write_text(json.dumps(man, indent=1) + "\n")
     (root / "params.vh").write_text(params_vh(man))
     return man
