@@ -59,10 +59,31 @@ def test_if_soft_reset_by_nir_definitions(tmp_path):
     assert isinstance(node, nir.IF) and np.all(node.r == 1) and node.metadata["reset"] == "subtract"
 
 
-def test_maxpool_refused_for_nir(tmp_path):
+def test_maxpool_over_spikes_is_sumpool_then_threshold(tmp_path):
+    """NIR has no max-pool node; over 0/1 spikes max = (sum > 0.5). snntorch imports neither node, so this
+    checks the identity on the chain's own spikes and NIR's type inference on the written graph."""
+    model, meta = random_model("model=small_cnn", "model.channels=[4,8]", "neuron.v_threshold=0.3")
+    chain = extract(model, meta)
+    graph = nir.read(write_nir(chain, tmp_path / "x.nir"))
+    sum_node, any_node = graph.nodes["4_maxpool_sum"], graph.nodes["4_maxpool_any"]
+    assert isinstance(sum_node, nir.SumPool2d) and isinstance(any_node, nir.Threshold)
+    assert ("4_maxpool_sum", "4_maxpool_any") in graph.edges and ("4_maxpool_any", "5_flatten") in graph.edges
+    spikes = chain.run(chain.encode(torch.rand(3, *meta.input_shape)), keep=True)[3].flatten(0, 1)
+    assert 0.02 < spikes.mean() < 0.9
+    k = tuple(int(v) for v in sum_node.kernel_size)
+    as_nir = (torch.nn.functional.avg_pool2d(spikes, k) * k[0] * k[1] > torch.from_numpy(any_node.threshold)).float()
+    assert torch.equal(as_nir, torch.nn.functional.max_pool2d(spikes, k))
+
+
+def test_maxpool_over_analog_input_refused_for_nir(tmp_path):
+    from spikesweep.export.chain import Chain, Layer
+
     model, meta = random_model("model=small_cnn", "model.channels=[4,8]")
-    with pytest.raises(UnsupportedModel, match=r"'features.6' \(MaxPool2d\).*--to fpga"):
-        write_nir(extract(model, meta), tmp_path / "x.nir")
+    layers = extract(model, meta).layers
+    pool = next(lay for lay in layers if lay.kind == "maxpool")
+    chain = Chain([Layer(pool.name, "maxpool", pool.module, (8, 8, 8), (8, 4, 4))], 4, "direct", False)
+    with pytest.raises(UnsupportedModel, match=r"'features.6' \(MaxPool2d\) over non-spike input.*--to fpga"):
+        write_nir(chain, tmp_path / "x.nir")
 
 
 def test_unsupported_layer_refused_in_one_line():

@@ -8,7 +8,10 @@ spikingjelly's discrete ones, one Euler step of dt per time step:
 v_leak is v_reset (spikingjelly leaks towards it), 0 with soft reset; a spike is v >= v_threshold, then v
 becomes v_reset (hard) or v - v_threshold (soft: NIR has no field for it, so the node's metadata says
 reset=subtract). dt is stated in the graph's metadata; its default 1e-4 s is the step snntorch's importer
-assumes. BN is folded into the conv/linear before it; NIR has no max-pool node, so max-pooling nets are refused.
+assumes. BN is folded into the conv/linear before it. NIR has no max-pool node: over spikes (0/1), a max-pool
+is "any spike in the window", written as SumPool2d -> Threshold(0.5) (exact for binary input; snntorch
+imports neither node, so such graphs are checked by NIR's own type inference only). A max-pool over
+non-binary values is refused.
 """
 
 from pathlib import Path
@@ -56,8 +59,24 @@ def _node(lay: Layer, dt: float) -> nir.NIRNode:
         r = 1.0 if p.decay_input else p.tau
         return nir.LIF(tau=full(p.tau * dt), r=full(r), v_leak=full(p.v_leak), v_threshold=full(p.v_threshold),
                        v_reset=v_reset, metadata=meta)
-    raise UnsupportedModel(f"export --to nir: layer '{lay.name}' ({type(mod).__name__}): NIR 1.0 has no "
-                           f"{lay.kind} node; export this network --to fpga")
+    raise UnsupportedModel(f"export --to nir: layer '{lay.name}' ({type(mod).__name__}) over non-spike input has "
+                           "no NIR 1.0 form; export this network --to fpga")
+
+
+def _spikes_into(chain: Chain, i: int) -> bool:
+    k = i - 1
+    while k >= 0 and chain.layers[k].kind in ("flatten", "maxpool"):
+        k -= 1
+    return k >= 0 and chain.layers[k].kind == "neuron" or k < 0 and chain.encoding in ("poisson", "latency")
+
+
+def _spike_maxpool(lay: Layer) -> tuple[nir.NIRNode, nir.NIRNode]:
+    k, s = _pair(lay.module.kernel_size), _pair(lay.module.stride or lay.module.kernel_size)
+    if tuple(_pair(lay.module.padding)) != (0, 0):
+        raise UnsupportedModel(f"export --to nir: maxpool '{lay.name}' with padding has no NIR form")
+    meta = {"spikesweep": "max-pool over spikes = any spike in the window"}
+    return (nir.SumPool2d(kernel_size=k, stride=s, padding=np.zeros(2, np.int64), metadata=meta),
+            nir.Threshold(threshold=np.full(lay.out_shape, 0.5, np.float32), metadata=meta))
 
 
 def to_nir(chain: Chain, dt: float = DEFAULT_DT) -> nir.NIRGraph:
@@ -65,6 +84,10 @@ def to_nir(chain: Chain, dt: float = DEFAULT_DT) -> nir.NIRGraph:
     names = ["input"]
     for i, lay in enumerate(chain.layers):
         name = f"{i}_{lay.kind}"
+        if lay.kind == "maxpool" and _spikes_into(chain, i):
+            nodes[name + "_sum"], nodes[name + "_any"] = _spike_maxpool(lay)
+            names += [name + "_sum", name + "_any"]
+            continue
         nodes[name] = _node(lay, dt)
         names.append(name)
     nodes["output"] = nir.Output(output_type=np.array(chain.layers[-1].out_shape))
