@@ -13,12 +13,14 @@ from torch import nn
 
 from spikesweep.methods.distill import build_distillation
 from spikesweep.methods.online import build_online
+from spikesweep.methods.qat import build_qat
 from spikesweep.methods.stdbp import STDBP_METHODS
 
 METHODS: dict[str, Callable[..., Any]] = {
     "distill_response": build_distillation,
     "distill_feature": build_distillation,
     "online": build_online,
+    "qat": build_qat,
     **STDBP_METHODS,
 }
 
