@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1 torchaudio==2.11.1
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean hdl-tools
 
 include scripts/slurm/slurm.mk
 
@@ -20,7 +20,13 @@ $(INSTALLED): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PIN)
 	$(PY) -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
+	$(MAKE) --no-print-directory hdl-tools
 	touch $@
+
+# Icarus Verilog simulates the exported FPGA package's reference layer (tests/export/test_verilog.py).
+hdl-tools:
+	@command -v iverilog >/dev/null || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+	  apt-get install -y -qq iverilog; else echo "iverilog missing: run 'sudo make hdl-tools' (its test skips)"; fi; }
 
 demo: $(INSTALLED)
 	$(VENV)/bin/spikesweep sweep demo

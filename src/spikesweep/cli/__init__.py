@@ -38,6 +38,9 @@ commands:
   info model=X dataset=Y [overrides...]   params, FLOPs, SOPs and energy at init, memory per sample
   verify-spikes CKPT [--batches N]    a trained model's logits with integer spikes vs. each integer k sent
                                       as k binary spikes over sub-steps (SDT v3's claim); exit 1 on mismatch
+  export RUN --to nir|fpga [--bits W] [--samples N] [-o OUT]
+                                      the trained network as a NIR graph, or a fixed-point FPGA package
+                                      (manifest, .mem/.coe memories, params.vh, golden traces)
   import-ckpt --from spikingformer|sdtv3 PATH dataset=NAME [model=NAME] [overrides...] [-o OUT]
                                       an upstream checkpoint as ours, for `train trainer.eval_only=true ckpt=OUT`
 """
@@ -54,6 +57,7 @@ COMMANDS = {
     "bench": ("bench", "cmd_bench"),
     "info": ("info", "cmd_info"),
     "verify-spikes": ("info", "cmd_verify_spikes"),
+    "export": ("export", "cmd_export"),
     "import-ckpt": ("import_ckpt", "cmd_import_ckpt"),
     "doctor": ("doctor", "cmd_doctor"),
 }
