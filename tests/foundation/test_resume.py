@@ -96,7 +96,7 @@ def test_preemption_signal_saves_mid_epoch_and_the_rerun_skips_the_steps_done(tm
 
 def test_mid_epoch_resume_with_another_data_order_is_refused(tmp_path):
     from spikesweep.engine.checkpoint import CheckpointError
-    from spikesweep.engine.loop import _check_data_order
+    from spikesweep.engine.engine import _check_data_order
     from spikesweep.engine.resume_policy import ResumeRefused
     from spikesweep.run import train
     from tests.conftest import compose
