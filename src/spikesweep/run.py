@@ -11,7 +11,6 @@ import logging
 import os
 import random
 import socket
-import subprocess
 import time
 from pathlib import Path
 from collections.abc import Callable
@@ -49,13 +48,10 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 def git_description() -> str:
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, check=False)
-        return out.stdout.strip()
+    from spikesweep.sweeps.sweep_record import git_commit  # one git reader for runs and sweeps
 
-    commit = git("rev-parse", "HEAD") or "unknown"
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    return f"commit: {commit}\ndirty: {str(dirty).lower()}\n"
+    described = git_commit()
+    return f"commit: {described['commit']}\ndirty: {str(described['dirty']).lower()}\n"
 
 
 def where_it_ran() -> dict[str, str | None]:

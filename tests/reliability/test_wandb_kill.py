@@ -51,13 +51,16 @@ def test_sigkill_then_resume_leaves_every_epoch_in_wandb_once(tmp_path):
 
     wandb_id = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["wandb_id"]
     files = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
-    assert len(files) == 2 and {f.name for f in files} == {f"run-{wandb_id}.wandb"}, files
+    # Two offline files as a rule; one when the killed process's wandb-core had not written its file yet (seen
+    # under heavy load), and then the replay puts every epoch in the resumed run's file. Either way: one run id.
+    assert 1 <= len(files) <= 2 and {f.name for f in files} == {f"run-{wandb_id}.wandb"}, files
     deadline = time.time() + 60  # wandb-core may still be flushing the resumed run's file
     while sorted(s for per_file in _offline_steps(run_dir) for s in per_file) != list(range(EPOCHS)):
         if time.time() > deadline:
             pytest.fail(f"offline files hold steps {_offline_steps(run_dir)}; expected 0-{EPOCHS - 1} once each")
         time.sleep(0.5)
-    first, second = _offline_steps(run_dir)
-    assert second == sorted(second) and not set(first) & set(second)  # wandb steps only ever increase
+    per_file = _offline_steps(run_dir)
+    assert all(s == sorted(s) for s in per_file)  # wandb steps only ever increase within a run's file
+    assert sum(len(s) for s in per_file) == EPOCHS  # no epoch in two files
     jsonl = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in jsonl] == list(range(EPOCHS))

@@ -24,7 +24,10 @@ class SweepChanged(ValueError):
 
 def git_commit() -> dict[str, Any]:
     def git(*args: str) -> str:
-        out = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, check=False)
+        try:
+            out = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, check=False)
+        except FileNotFoundError:  # no git on PATH (a bare compute node): the record says "unknown"
+            return ""
         return out.stdout.strip()
 
     return {"commit": git("rev-parse", "HEAD") or "unknown",
