@@ -14,7 +14,7 @@ from typing import Any
 
 from spikesweep.sweeps import sweep_record
 
-STATES = ("queued", "running", "preempted", "failed", "completed")
+STATES = ("queued", "running", "preempted", "failed", "pruned", "completed")  # pruned: stopped by a search's pruner
 #: summary.json statuses that are not one of STATES: a Ctrl-C leaves a checkpoint, like a preemption.
 SUMMARY_STATES = {"interrupted": "preempted"}
 #: SLURM job states (squeue/sacct) and what they mean for a job of ours.
@@ -230,7 +230,8 @@ def table(sweep_dir: Path, rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['job']} | {r['overrides'] or '-'} | {r['state']} | {epoch} | {_fmt(r['best'])} | "
                      f"{_fmt(r['last'])} | {_duration(r['wall_time_s'])} | {r['error'] or ''} |")
     total = counts(rows)
-    lines += ["", f"{len(rows)} jobs: " + ", ".join(f"{n} {state}" for state, n in total.items())]
+    shown = {state: n for state, n in total.items() if n or state != "pruned"}  # pruned: only searches have it
+    lines += ["", f"{len(rows)} jobs: " + ", ".join(f"{n} {state}" for state, n in shown.items())]
     return "\n".join(lines)
 
 
