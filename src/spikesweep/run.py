@@ -83,7 +83,7 @@ def first_step_times(from_process: float | None, job_started: float) -> dict[str
 
 def run_name(cfg: DictConfig, overrides: list[str]) -> str:
     """wandb run name: the overrides that distinguish this job, else the config name."""
-    shown = [o for o in overrides if not o.startswith(("hydra.", "paths.", "logger.", "+experiments"))]
+    shown = [o for o in overrides if not o.startswith(("hydra.", "paths.", "logger.", "+experiments", "+search.dir"))]
     return ",".join(shown) or cfg.name
 
 

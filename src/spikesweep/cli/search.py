@@ -44,7 +44,11 @@ def cmd_search(args: list[str]) -> int:
         search.write_record(sweep_dir, spec)
         print(f"search {spec['name']}: {spec['n_trials']} trials, {opts.workers} worker(s), in {sweep_dir}")
     print(f"status: spikesweep status {sweep_dir}", flush=True)
-    done = search.run(sweep_dir, spec, opts.workers, sys.stdout)
+    try:
+        done = search.run(sweep_dir, spec, opts.workers, sys.stdout)
+    except KeyboardInterrupt:  # the running trials were stopped; the study keeps them as running until a resume
+        print(f"interrupted: continue with `spikesweep search {opts.name} --resume {sweep_dir}`", file=sys.stderr)
+        return 130
     print(search.report(sweep_dir))
     return 0 if done["completed"] + done["pruned"] >= int(spec["n_trials"]) else 1
 

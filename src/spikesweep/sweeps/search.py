@@ -220,6 +220,7 @@ class _Search:
         self.dists = distributions(spec)
         self.lock = threading.Lock()
         self.failures = 0
+        self.stopping = False
         self.procs: set[subprocess.Popen] = set()
 
     def ask(self):
@@ -237,6 +238,8 @@ class _Search:
             with self.lock:
                 from optuna.trial import TrialState
 
+                if self.stopping:  # interrupted: left running, so that a resume retries it
+                    return
                 if state == "completed":
                     self.study.tell(trial.number, value)
                 else:
@@ -275,6 +278,7 @@ class _Search:
 
     def stop(self) -> None:
         with self.lock:
+            self.stopping = True
             self.failures = int(self.spec["max_failures"])  # no new trial
             for proc in self.procs:
                 proc.terminate()
