@@ -57,6 +57,8 @@ def test_search_prunes_retries_a_dead_trial_and_resumes_to_n_trials(tmp_path):
     assert sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states) == N_TRIALS  # exactly, none twice
     assert states.count(TrialState.FAIL) == 1 and TrialState.RUNNING not in states
     assert trials[2].params == lost and trials[2].user_attrs == {"retry_of": 1}  # retried once, same parameters
+    drawn = [json.dumps(t.params, sort_keys=True) for t in trials if t.number != 1]
+    assert len(set(drawn)) == len(drawn)  # the resumed sampler does not draw the first trials' parameters again
     pruned = [t.number for t in trials if t.state == TrialState.PRUNED]
     assert pruned, done.stdout
     summary = json.loads((sweep_dir / str(pruned[0]) / "summary.json").read_text())
@@ -67,7 +69,8 @@ def test_search_prunes_retries_a_dead_trial_and_resumes_to_n_trials(tmp_path):
     assert json.loads(status.stdout)["counts"]["pruned"] == len(pruned)
     best = min(trials, key=lambda t: -t.value if t.state == TrialState.COMPLETE else float("inf"))
     command = next(line.strip() for line in done.stdout.splitlines() if line.strip().startswith("spikesweep train"))
-    assert command.startswith("spikesweep train dataset=digits model=small_cnn trainer.val_fraction=0.2 trainer.epochs=3 ")
+    assert command.startswith("spikesweep train dataset=digits model=small_cnn trainer.val_fraction=0.2 neuron.backend=torch "
+                              "trainer.epochs=3 ")
     assert f"optimizer.lr={best.params['optimizer.lr']!r}" in command.split()
     assert f"{N_TRIALS} of {N_TRIALS} trials finished" in done.stdout
     assert (sweep_dir / "history.png").is_file(), done.stdout
