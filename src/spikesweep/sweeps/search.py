@@ -176,7 +176,16 @@ def check_unchanged(sweep_dir: Path, old: dict[str, Any], new: dict[str, Any]) -
 
 
 def new_sweep_dir(root: Path, spec: dict[str, Any]) -> Path:
-    return root / "multirun" / spec["name"] / time.strftime("%Y-%m-%d_%H-%M-%S")
+    """A new directory, created here: two searches started in the same second never share one."""
+    stamp = root / "multirun" / spec["name"] / time.strftime("%Y-%m-%d_%H-%M-%S")
+    for n in range(1000):
+        path = stamp.with_name(f"{stamp.name}_{n}") if n else stamp
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free directory beside {stamp}")
 
 
 # --- running trials ---------------------------------------------------------------------------------------
@@ -310,6 +319,9 @@ def run(sweep_dir: Path, spec: dict[str, Any], workers: int, out: TextIO = sys.s
         except KeyboardInterrupt:
             search.stop()
             raise
+        if search.failures >= int(spec["max_failures"]) and not search.stopping:
+            out.write(f"stopped: {search.failures} trial(s) failed (max_failures {spec['max_failures']}); see their "
+                      f"logs in {sweep_dir / 'logs'}\n")
         return counts(search.study)
     finally:
         lock.release()
