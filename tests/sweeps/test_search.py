@@ -66,7 +66,10 @@ def test_search_prunes_retries_a_dead_trial_and_resumes_to_n_trials(tmp_path):
     assert (sweep_dir / str(pruned[0]) / "checkpoints" / "last.pt").is_file()
 
     status = run_cli("status", str(sweep_dir), "--json", "--no-slurm", cwd=tmp_path)
-    assert json.loads(status.stdout)["counts"]["pruned"] == len(pruned)
+    rows = json.loads(status.stdout)
+    assert rows["counts"]["pruned"] == len(pruned)
+    row = next(r for r in rows["jobs"] if r["job"] == pruned[0])
+    assert row["state"] == "pruned" and f"optimizer.lr={trials[pruned[0]].params['optimizer.lr']!r}" in row["overrides"]
     best = min(trials, key=lambda t: -t.value if t.state == TrialState.COMPLETE else float("inf"))
     command = next(line.strip() for line in done.stdout.splitlines() if line.strip().startswith("spikesweep train"))
     assert command.startswith("spikesweep train dataset=digits model=small_cnn trainer.val_fraction=0.2 neuron.backend=torch "

@@ -18,8 +18,6 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from spikesweep import REPO_ROOT
 
 SEARCH_DIR = REPO_ROOT / "conf" / "hparams_search"
@@ -40,6 +38,8 @@ def names() -> list[str]:
 
 def load(name: str, settings: list[str] | None = None) -> dict[str, Any]:
     """conf/hparams_search/NAME.yaml, with `key=value` settings applied (e.g. n_trials=6, pruner.n_startup_trials=1)."""
+    import yaml  # here: `status` imports this module for trial_overrides only
+
     path = SEARCH_DIR / f"{name}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"unknown search '{name}'; valid: {', '.join(names())}")
@@ -142,8 +142,28 @@ def read_record(sweep_dir: Path) -> dict[str, Any] | None:
 
 
 def write_record(sweep_dir: Path, spec: dict[str, Any], resumes: list[str] | None = None) -> None:
+    """search.json: the search (`spec`) and, as trials start, each one's parameter overrides (`trials`, for
+    `status`, which reads no study)."""
+    old = read_record(sweep_dir) or {}
+    record = {"spec": spec, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumes": resumes or [],
+              "trials": old.get("trials", {})}
+    _write(sweep_dir, record)
+
+
+def note_trial(sweep_dir: Path, number: int, params: dict[str, Any]) -> None:
+    record = read_record(sweep_dir)
+    record["trials"][str(number)] = param_overrides(params)
+    _write(sweep_dir, record)
+
+
+def trial_overrides(sweep_dir: Path) -> dict[int, list[str]]:
+    """Trial number -> its parameter overrides, from search.json ({} for a directory that is not a search)."""
+    record = read_record(sweep_dir) if (sweep_dir / RECORD).is_file() else None
+    return {int(n): o for n, o in (record or {}).get("trials", {}).items()}
+
+
+def _write(sweep_dir: Path, record: dict[str, Any]) -> None:
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    record = {"spec": spec, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumes": resumes or []}
     tmp = sweep_dir / f".{RECORD}.tmp"
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(tmp, sweep_dir / RECORD)
@@ -239,7 +259,9 @@ class _Search:
                 return None
             if done["completed"] + done["pruned"] + done["running"] >= int(self.spec["n_trials"]):
                 return None
-            return self.study.ask(self.dists)
+            trial = self.study.ask(self.dists)
+            note_trial(self.sweep_dir, trial.number, trial.params)
+            return trial
 
     def work(self) -> None:
         while (trial := self.ask()) is not None:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from spikesweep.sweeps import sweep_record
+from spikesweep.sweeps import search, sweep_record
 
 STATES = ("queued", "running", "preempted", "failed", "pruned", "completed")  # pruned: stopped by a search's pruner
 #: summary.json statuses that are not one of STATES: a Ctrl-C leaves a checkpoint, like a preemption.
@@ -172,8 +172,10 @@ def collect(sweep_dir: Path, use_slurm: bool = True) -> list[dict[str, Any]]:
     record = sweep_record.read(sweep_dir)
     if record is not None:
         jobs = [(j["num"], j.get("overrides", []), j.get("epochs")) for j in record["jobs"]]
-    else:
-        jobs = [(int(p.name), [], None) for p in sweep_dir.iterdir() if p.name.isdigit() and p.is_dir()]
+    else:  # a search's trials (their parameters from search.json), or numbered directories
+        named = search.trial_overrides(sweep_dir)
+        jobs = [(int(p.name), named.get(int(p.name), []), None) for p in sweep_dir.iterdir()
+                if p.name.isdigit() and p.is_dir()]
         jobs.sort()
     slurm = slurm_states(sweep_dir) if use_slurm else {}
     locked = held_lock_inodes()
