@@ -79,7 +79,7 @@ def first_step_times(from_process: float | None, job_started: float) -> dict[str
 
 def run_name(cfg: DictConfig, overrides: list[str]) -> str:
     """wandb run name: the overrides that distinguish this job, else the config name."""
-    shown = [o for o in overrides if not o.startswith(("hydra.", "paths.", "logger.", "+experiments"))]
+    shown = [o for o in overrides if not o.startswith(("hydra.", "paths.", "logger.", "+experiments", "+search.dir"))]
     return ",".join(shown) or cfg.name
 
 
@@ -186,16 +186,28 @@ def train(
                 )
             except Exception as err:  # an unreachable wandb must not cost the training run
                 log.error("wandb could not start, logging to metrics.jsonl only: %s", err)
+        pruning = None
+        if cfg.get("search") is not None and dist.is_main:  # a search's trial: report each epoch, stop when pruned
+            from spikesweep.sweeps.search import TrialPruning
+
+            pruning = TrialPruning(Path(cfg.search.dir), int(cfg.search.trial))
+            tracker.optional.append(pruning)
+            summary["trial"] = int(cfg.search.trial)
+        stop = stop_requested
+        if pruning is not None:
+            stop = lambda: pruning.pruned or (stop_requested is not None and stop_requested())  # noqa: E731
         extra = {"config": resolved, "wandb_id": wandb_id, "model_name": cfg.model.name, "extensions": extensions}
         status = "failed"
         try:
-            engine = Engine(tracker=tracker, checkpoint_extra=extra, stop_requested=stop_requested, **engine_args)
+            engine = Engine(tracker=tracker, checkpoint_extra=extra, stop_requested=stop, **engine_args)
             result = engine.fit(bundle.train, bundle.test, resume)
             summary |= {"epochs": result.epochs_done, "final": result.final, "best": result.best,
                         "steps_this_run": result.steps, **first_step_times(result.first_step_s, started)}
             if after_fit is not None and dist.is_main and result.status == "completed":
                 summary[cfg.method.name] = after_fit(model, bundle.train, bundle.test, run_dir)
             status = result.status
+            if pruning is not None and pruning.pruned and status == "preempted":
+                status = "pruned"  # its last checkpoint is kept, as a preempted run's is
             summary["status"] = status
         except NonFiniteLossError as err:
             summary |= {"status": "failed", "error": str(err)}

@@ -32,7 +32,8 @@ def test_status_table_and_json_from_small_files_without_torch(tmp_path):
     states = {j["job"]: j["state"] for j in report["jobs"]}
     assert states[0] == "completed" and states[2] == "failed" and states[3] == "preempted"
     assert states[4] == "running" and states[9] == "queued"
-    assert report["counts"] == {"queued": 1, "running": 1, "preempted": 2, "failed": 2, "completed": 4}
+    assert report["counts"] == {"queued": 1, "running": 1, "preempted": 2, "failed": 2, "pruned": 0,
+                                "completed": 4}
     assert report["jobs"][2]["error"] == "synthetic failure" and report["jobs"][0]["epoch"] == 20
     assert "| 2 | seed=2 | failed | 20/20 | 50.00 | 50.00 | 0:01:40 | synthetic failure |" in table.stdout
     assert "10 jobs: 1 queued, 1 running, 2 preempted, 2 failed, 4 completed" in table.stdout

@@ -17,12 +17,17 @@ commands:
   sweep NAME [overrides...] [--dry-run] [--max-failures N] [--detach]   the named multirun experiments/NAME.yaml
                                       (--detach, under hydra/launcher=slurm: submit and return)
   sweep NAME --resume [SWEEP_DIR] [--rerun failed|all]   run again its jobs that did not complete
-  list                                the named multiruns
+  list                                the named multiruns and hyperparameter searches
+  search NAME [overrides...] [--workers N] [--dry-run]   an Optuna search (conf/hparams_search/NAME.yaml): trials
+                                      run as train jobs, pruned from their validation metric; hparams_search.KEY=V
+                                      changes the search (e.g. hparams_search.n_trials=40)
+  search NAME --resume [SWEEP_DIR]    continue its study to n_trials (a trial its dead worker left is retried)
   status SWEEP_DIR|NAME [--json] [--watch [SECONDS]]   every job's state, epoch, metrics, error; counts
   compare DIR|NAME                    table of every run under DIR or NAME's newest sweep (markdown; CSV beside)
   report NAME|DIR [--dir DIR] [--check]   a multirun beside the paper's numbers: tables, mean ± std, plots,
                                       each cell reproduced/below/above; --check: exit 1 when one is below
   report NAME --wandb [--entity E --project P]   the same multirun as a W&B report of its wandb group
+  report SEARCH_DIR                   a search's trials, pruned/failed counts, best trial as a train command, plots
   prepare dataset=NAME [overrides...]  check the files, convert/integrate/cache once (before a sweep)
   bench neuron [--quick] [--device cuda] [--backends torch,cupy,...]
                                       neuron backends on [T, N] (the survey's speed grid): CSV, PNG, table
@@ -50,6 +55,7 @@ COMMANDS = {
     "train": ("train", "cmd_train"),
     "sweep": ("sweep", "cmd_sweep"),
     "list": ("sweep", "cmd_list"),
+    "search": ("search", "cmd_search"),
     "status": ("status", "cmd_status"),
     "compare": ("report", "cmd_compare"),
     "report": ("report", "cmd_report"),

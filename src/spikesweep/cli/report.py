@@ -35,6 +35,11 @@ def cmd_report(args: list[str]) -> int:
     if (opts.entity or opts.project) and not opts.wandb or opts.dir and opts.wandb:
         raise UserError("--entity and --project go with --wandb, which reads the runs from W&B, not --dir")
     name, sweep_dir = opts.name, opts.dir
+    if Path(opts.name).is_dir() and (Path(opts.name) / "search.json").is_file():  # an Optuna search
+        from spikesweep.sweeps import search
+
+        print(search.report(Path(opts.name)))
+        return 0
     if Path(opts.name).is_dir():  # `report DIR`: the name from its sweep.json
         sweep_dir, record = Path(opts.name), sweep_record.read(Path(opts.name))
         if record is None:

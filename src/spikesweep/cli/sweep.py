@@ -100,5 +100,10 @@ def cmd_list(args: list[str]) -> int:
         sweep = catalogue.load(name)
         paper = f" [{sweep.paper}]" if sweep.paper else ""
         print(f"{name:28s} {sweep.job_count:4d} jobs  {sweep.description}{paper}")
+    from spikesweep.sweeps import search
+
+    for name in search.names():
+        spec = search.load(name)
+        print(f"search {name:21s} {spec['n_trials']:4d} trials  {spec.get('description', '')}")
     return 0
 

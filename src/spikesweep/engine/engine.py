@@ -85,7 +85,8 @@ class Engine:
 
     `checkpoint_extra` (config, tracker id, model name) goes into every checkpoint so a restarted job
     carries on the same run. `stop_requested` is asked after every optimizer step (any rank saying yes
-    stops all): the engine then saves a mid-epoch checkpoint and returns "preempted".
+    stops all): the engine then saves a mid-epoch checkpoint and returns "preempted". It is asked once more after
+    each epoch's checkpoint (a search's pruner answers there): yes ends the run at that epoch boundary.
     """
 
     def __init__(
@@ -126,7 +127,12 @@ class Engine:
             if not self._train_epoch(epoch):
                 return FitResult("preempted", epoch, self.final, self.best, self.steps_taken, self.first_step_s)
             self._end_epoch(epoch)
+            if epoch + 1 < self.epochs and self._stop_now():  # asked once more after the epoch's checkpoint
+                return FitResult("preempted", epoch + 1, self.final, self.best, self.steps_taken, self.first_step_s)
         return FitResult("completed", self.epochs, self.final, self.best, self.steps_taken, self.first_step_s)
+
+    def _stop_now(self) -> bool:
+        return self.stop_requested is not None and broadcast_flag(self.stop_requested(), self.dist)
 
     def _set_up(self, train_set: Dataset, test_set: Dataset) -> None:
         tcfg, model, dist = self.tcfg, self.model, self.dist
@@ -232,7 +238,7 @@ class Engine:
                     break
                 x, targets, outputs, loss = self._step(batch, epoch, step)
                 meter.update(outputs, targets, loss)
-                if self.stop_requested is not None and broadcast_flag(self.stop_requested(), self.dist):
+                if self._stop_now():
                     so_far = {"seen": meter.samples, "meter": meter.state(),
                               "train_time": time_before + time.perf_counter() - t0}
                     if self.dist.is_main:

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from spikesweep.sweeps import sweep_record
+from spikesweep.sweeps import search, sweep_record
 
-STATES = ("queued", "running", "preempted", "failed", "completed")
+STATES = ("queued", "running", "preempted", "failed", "pruned", "completed")  # pruned: stopped by a search's pruner
 #: summary.json statuses that are not one of STATES: a Ctrl-C leaves a checkpoint, like a preemption.
 SUMMARY_STATES = {"interrupted": "preempted"}
 #: SLURM job states (squeue/sacct) and what they mean for a job of ours.
@@ -172,8 +172,10 @@ def collect(sweep_dir: Path, use_slurm: bool = True) -> list[dict[str, Any]]:
     record = sweep_record.read(sweep_dir)
     if record is not None:
         jobs = [(j["num"], j.get("overrides", []), j.get("epochs")) for j in record["jobs"]]
-    else:
-        jobs = [(int(p.name), [], None) for p in sweep_dir.iterdir() if p.name.isdigit() and p.is_dir()]
+    else:  # a search's trials (their parameters from search.json), or numbered directories
+        named = search.trial_overrides(sweep_dir)
+        jobs = [(int(p.name), named.get(int(p.name), []), None) for p in sweep_dir.iterdir()
+                if p.name.isdigit() and p.is_dir()]
         jobs.sort()
     slurm = slurm_states(sweep_dir) if use_slurm else {}
     locked = held_lock_inodes()
@@ -230,7 +232,8 @@ def table(sweep_dir: Path, rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['job']} | {r['overrides'] or '-'} | {r['state']} | {epoch} | {_fmt(r['best'])} | "
                      f"{_fmt(r['last'])} | {_duration(r['wall_time_s'])} | {r['error'] or ''} |")
     total = counts(rows)
-    lines += ["", f"{len(rows)} jobs: " + ", ".join(f"{n} {state}" for state, n in total.items())]
+    shown = {state: n for state, n in total.items() if n or state != "pruned"}  # pruned: only searches have it
+    lines += ["", f"{len(rows)} jobs: " + ", ".join(f"{n} {state}" for state, n in shown.items())]
     return "\n".join(lines)
 
 
