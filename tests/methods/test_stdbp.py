@@ -29,7 +29,7 @@ def test_ann2snn_chain_from_one_command(tmp_path):
     """Train the ANN, convert it for two modes, evaluate at two T: csv, summary and log from one CLI call."""
     make_mnist(tmp_path / "data", per_class=3)
     out = run_cli(
-        "train", "experiment=stdbp_ann", *QUICK, f"paths.data_dir={tmp_path / 'data'}", f"paths.output_root={tmp_path}",
+        "train", "recipe=stdbp_ann", *QUICK, f"paths.data_dir={tmp_path / 'data'}", f"paths.output_root={tmp_path}",
         "method.modes=[max,99.9%,0.5]", "method.time_steps=[3,8]", "method.calibration_batches=2", cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-2000:]
@@ -151,7 +151,7 @@ def test_bp_stdp_refuses_bad_settings():
 
 def test_bp_stdp_trains_through_the_entry_point(tmp_path):
     make_mnist(tmp_path / "data", per_class=2)
-    overrides = ("experiment=stdbp_bp_stdp", *QUICK, "dataset.T=3", f"paths.data_dir={tmp_path / 'data'}")
+    overrides = ("recipe=stdbp_bp_stdp", *QUICK, "dataset.T=3", f"paths.data_dir={tmp_path / 'data'}")
     cfg = compose(*overrides)
     from spikesweep.models import build_model
     from spikesweep.spiking import build_neuron, build_surrogate
@@ -169,7 +169,7 @@ def test_snn_scratch_mse_on_rate_trains_a_step(tmp_path):
     rate, target = torch.tensor([[1.0, 0.0], [0.5, 0.5]]), torch.tensor([0, 1])
     assert torch.isclose(method.loss(None, rate, torch.tensor(9.0), target), torch.tensor(0.25 / 4 * 2))
     make_mnist(tmp_path / "data", per_class=2)
-    overrides = ("experiment=stdbp_snn_scratch", *QUICK, "dataset.T=5", f"paths.data_dir={tmp_path / 'data'}")
+    overrides = ("recipe=stdbp_snn_scratch", *QUICK, "dataset.T=5", f"paths.data_dir={tmp_path / 'data'}")
     summary = train(compose(*overrides), tmp_path / "run", list(overrides))
     assert summary["status"] == "completed" and summary["final"]["train_loss"] < 1.0  # an MSE on rates, not a CE
 

@@ -37,7 +37,7 @@ def train_step(model: nn.Module, x: torch.Tensor, num_classes: int) -> torch.Ten
 
 
 def compose_recipe(name: str):
-    """The recipe as `spikesweep train experiment=NAME` composes it, validated; skipped (with the missing
+    """The recipe as `spikesweep train recipe=NAME` composes it, validated; skipped (with the missing
     option named) while a dataset or neuron it uses lives on a branch not merged here yet."""
     from hydra.errors import MissingConfigException
 
@@ -45,7 +45,7 @@ def compose_recipe(name: str):
     from tests.conftest import compose
 
     try:
-        cfg = compose(f"experiment={name}")
+        cfg = compose(f"recipe={name}")
     except MissingConfigException as err:
         pytest.skip(f"recipe {name} needs a config not on this branch yet: {str(err).splitlines()[0]}")
     validate(cfg)

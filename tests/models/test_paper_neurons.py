@@ -37,9 +37,9 @@ def test_the_command_line_still_wins():
 
 
 @pytest.mark.parametrize("overrides,neuron,surrogate", [
-    (["experiment=gac_msresnet18_imagenet"], "gac_lif_imagenet", "rectangle"),  # msresnet18, the ImageNet neuron
-    (["experiment=survey_cf10", "neuron=if"], "if", "atan"),
-    (["experiment=survey_cf10", "survey_cell=clif"], "clif", "atan"),
+    (["recipe=gac_msresnet18_imagenet"], "gac_lif_imagenet", "rectangle"),  # msresnet18, the ImageNet neuron
+    (["recipe=survey_cf10", "neuron=if"], "if", "atan"),
+    (["recipe=survey_cf10", "survey_cell=clif"], "clif", "atan"),
     (["model=survey_cf10", "survey_cell=psn"], "psn", "atan"),
 ])
 def test_recipes_and_survey_cells_choose_over_the_model(overrides, neuron, surrogate):

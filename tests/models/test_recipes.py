@@ -40,21 +40,21 @@ RECIPES = {
 
 
 def _recipe_groups(name: str) -> dict[str, str]:
-    text = (REPO / "conf" / "experiment" / f"{name}.yaml").read_text()
+    text = (REPO / "conf" / "recipe" / f"{name}.yaml").read_text()
     lines = (line.split("#")[0] for line in text.splitlines() if "override /" in line)
     pairs = (line.split("override /", 1)[1].split(":", 1) for line in lines)
     return {group.strip(): option.strip() for group, option in pairs}
 
 
 def test_every_recipe_is_covered():
-    assert {p.stem for p in Path(REPO / "conf" / "experiment").glob("*.yaml") if p.stem.startswith(("sdtv3", "spikingformer"))} == set(RECIPES)
+    assert {p.stem for p in Path(REPO / "conf" / "recipe").glob("*.yaml") if p.stem.startswith(("sdtv3", "spikingformer"))} == set(RECIPES)
 
 
 @pytest.mark.parametrize("name,expected", RECIPES.items())
 def test_recipe_composes_with_the_papers_values(name, expected):
     swaps = [f"{group}={STAND_INS[group]}" for group, option in _recipe_groups(name).items()
              if not (REPO / "conf" / group / f"{option}.yaml").exists()]
-    cfg = compose(f"experiment={name}", *swaps)
+    cfg = compose(f"recipe={name}", *swaps)
     validate(cfg)
     assert cfg.name == name
     for key, value in expected.items():
@@ -68,6 +68,6 @@ def test_recipe_composes_with_the_papers_values(name, expected):
 def test_recipe_model_builds_for_its_dataset(name):
     swaps = [f"{group}={STAND_INS[group]}" for group, option in _recipe_groups(name).items()
              if group != "dataset" and not (REPO / "conf" / group / f"{option}.yaml").exists()]
-    cfg = compose(f"experiment={name}", *swaps)
+    cfg = compose(f"recipe={name}", *swaps)
     model = assemble(cfg, with_data=False).model
     assert model.head.out_features == cfg.dataset.num_classes  # classes from the dataset, never the recipe

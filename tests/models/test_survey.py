@@ -131,7 +131,7 @@ def test_recipe_takes_norm_tebn_from_the_command_line():
     assert cfg.model.norm == "bn"
     from tests.conftest import compose
 
-    built = recipe_model(compose("experiment=survey_cf10", "model.norm=tebn"))
+    built = recipe_model(compose("recipe=survey_cf10", "model.norm=tebn"))
     assert params(built) == 17_542_026 + 6 * 4
 
 

@@ -222,7 +222,7 @@ def _edit(state: dict, edit: str) -> dict:
                                       "spikingformer_2_256 [10, 256]"),
     ("sdtv3", None, [], "cannot tell the model size: is this a sdtv3 checkpoint? Pass model=NAME"),
     ("sdtv3", None, ["model=spikingformer_2_256"], "--from sdtv3 needs a sdtv3_* model, got model=spikingformer_2_256"),
-    ("spikingformer", "no dataset", [], "pass dataset=NAME (or experiment=NAME)"),
+    ("spikingformer", "no dataset", [], "pass dataset=NAME (or recipe=NAME)"),
     ("spikingformer", None, ["--strict"], "unknown option '--strict'; import-ckpt takes --from, -o and Hydra overrides"),
     ("spikingformer", None, ["model.dim=128"], "unknown key 'model.dim'"),
     ("spikingformer", "not a checkpoint", [], "cannot load checkpoint "),
@@ -245,10 +245,10 @@ def test_cli_errors_are_one_line(tmp_path, source_model, capsys, fmt, edit, extr
      "no registered model fits the checkpoint (spikingformer_2_32); pass model=NAME"),
     ("sdtv3", lambda: fixture("sdtv3"), "dataset=cifar10", "no registered model fits the checkpoint (sdtv3 with widths [8, 8, 16, 16])"),
     ("spikingformer", lambda: fixture("spikingformer"), "dataset=cifar10",  # heads: 12 here, 8 on CIFAR100
-     "a spikingformer checkpoint does not record model.heads, which changes the logits: pass experiment=spikingformer_cifar10"),
+     "a spikingformer checkpoint does not record model.heads, which changes the logits: pass recipe=spikingformer_cifar10"),
     ("spikingformer", lambda: fixture("spikingformer"), "dataset=digits",
      "does not record model.heads, which changes the logits: pass model.heads=N (no spikingformer recipe for dataset=digits)"),
-    ("sdtv3", lambda: fixture("sdtv3"), "experiment=sdtv3_s_cifar10",  # the recipe's model, sdtv3_s
+    ("sdtv3", lambda: fixture("sdtv3"), "recipe=sdtv3_s_cifar10",  # the recipe's model, sdtv3_s
      "shape mismatch at 'downsample1_1.encode_conv.weight' (ours 'stage1.0.conv.0.weight'): checkpoint [4, 3, 7, 7], sdtv3_s [16, 3, 7, 7]"),
 ])
 def test_cli_errors_on_the_file_contents(tmp_path, capsys, fmt, payload, args, message):

@@ -32,7 +32,7 @@ def test_every_job_composes_with_its_axis_values(name):
         assert cfg.name == name, "runs of a named multirun land under multirun/<name>/"
         for override in job:
             key, value = override.split("=", 1)
-            if key == "experiment":
+            if key == "recipe":
                 got = cfg.recipe  # the recipe's own keys are checked in tests/models/test_recipes.py
             else:
                 got = cfg[key].name if key in GROUPS else OmegaConf.select(cfg, key)
@@ -40,7 +40,7 @@ def test_every_job_composes_with_its_axis_values(name):
 
 
 def test_integer_surrogate_follows_the_neuron_d():
-    cfg = compose("+experiments=sdtv3_learnable_d", "experiment=sdtv3_s_imagenet10", "neuron.D=8")
+    cfg = compose("+experiments=sdtv3_learnable_d", "recipe=sdtv3_s_imagenet10", "neuron.D=8")
     assert cfg.surrogate.D == 8
 
 

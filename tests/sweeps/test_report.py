@@ -11,10 +11,10 @@ from tests.conftest import run_cli
 
 
 def test_paper_value_picks_the_most_specific_matching_cell():
-    reported = {"experiment=a": 90.0, "experiment=a dataset.T=4": 91.0, "experiment=b": 80.0, "model=x": None}
-    assert paper_value(["experiment=a", "dataset.T=4", "seed=0"], reported) == 91.0
-    assert paper_value(["experiment=a", "dataset.T=2"], reported) == 90.0
-    assert paper_value(["experiment=c"], reported) is None
+    reported = {"recipe=a": 90.0, "recipe=a dataset.T=4": 91.0, "recipe=b": 80.0, "model=x": None}
+    assert paper_value(["recipe=a", "dataset.T=4", "seed=0"], reported) == 91.0
+    assert paper_value(["recipe=a", "dataset.T=2"], reported) == 90.0
+    assert paper_value(["recipe=c"], reported) is None
     assert paper_value(["model=x"], reported) is None
 
 
@@ -54,8 +54,8 @@ def test_report_without_runs_says_how_to_make_them(tmp_path):
 
 
 @pytest.mark.parametrize(("name", "columns"), [
-    ("gac_cifar", {"experiment": "recipe", "dataset.T": "dataset.T", "model.encoding": "model.encoding"}),
-    ("surrogate_shapes", {"experiment": "recipe", "surrogate": "surrogate.name", "surrogate.width": "surrogate.width"}),
+    ("gac_cifar", {"recipe": "recipe", "dataset.T": "dataset.T", "model.encoding": "model.encoding"}),
+    ("surrogate_shapes", {"recipe": "recipe", "surrogate": "surrogate.name", "surrogate.width": "surrogate.width"}),
     ("demo", {"surrogate": "surrogate.name", "seed": "seed"}),
 ])
 def test_wandb_report_of_a_named_multirun_is_built_offline(name, columns):
@@ -79,7 +79,7 @@ def test_wandb_report_of_a_named_multirun_is_built_offline(name, columns):
     both = expr.expr_to_filters(runs.filters)
     assert both.op == "AND" and {(f.key.section, f.key.name, f.op, f.value) for f in both.filters} == {
         ("run", "group", "=", name), ("run", "state", "=", "finished")}
-    cells = [c for axis, c in columns.items() if axis not in ("seed", "experiment") or name == "gac_cifar"]
+    cells = [c for axis, c in columns.items() if axis not in ("seed", "recipe") or name == "gac_cifar"]
     assert runs.groupby == [f"config.{c}" for c in cells]
 
     bars = [p for p in grid.panels if isinstance(p, wr.BarPlot)]

@@ -24,7 +24,7 @@ CASES = {
     "demo": (),
     "sdtv3_reproduce": ("dataset.verify_checksums=false",),
     "sdtv3_surrogates": SMALL_IMAGENET,
-    "sdtv3_learnable_norm": ("dataset.verify_checksums=false", "experiment=sdtv3_s_cifar10"),
+    "sdtv3_learnable_norm": ("dataset.verify_checksums=false", "recipe=sdtv3_s_cifar10"),
     "sdtv3_learnable_d": SMALL_IMAGENET,
     "sdtv3_position_encoding": SMALL_IMAGENET,
     "gac_cifar": ("dataset.verify_checksums=false",),
@@ -62,7 +62,7 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory) -> str:
     """An ANN teacher checkpoint for the distillation multiruns (survey_cf10 with ReLU, CIFAR10 shapes)."""
-    cfg = compose("experiment=survey_cf10_ann")
+    cfg = compose("recipe=survey_cf10_ann")
     meta = DatasetMeta(10, (3, 32, 32), 1, False)
     model = build_model(cfg.model, build_neuron(cfg.neuron, build_surrogate(cfg.surrogate)), meta)
     path = tmp_path_factory.mktemp("teacher") / "teacher.pt"

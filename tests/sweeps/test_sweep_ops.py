@@ -119,12 +119,12 @@ def test_report_marks_each_cell_and_check_fails_on_one_below(tmp_path):
     job = 0
     for model, experiment, values in cells:
         for seed, value in enumerate(values):
-            _fake_run(sweep_dir / str(job), [f"model={model}", f"experiment={experiment}", f"seed={seed}"], value)
+            _fake_run(sweep_dir / str(job), [f"model={model}", f"recipe={experiment}", f"seed={seed}"], value)
             job += 1
     by_name = run_cli("report", "spikingformer_cifar", cwd=tmp_path)
     assert by_name.returncode == 0, by_name.stderr
     assert "1 reproduced, 1 below, 1 above (tolerance: the larger of 0.5 points and 2 std over seeds)" in by_name.stdout
-    assert "| model=spikingformer_4_256 experiment=spikingformer_cifar100 | 2 | 70.50 | 0.71 | 77.43 | 1.41 | below |" \
+    assert "| model=spikingformer_4_256 recipe=spikingformer_cifar100 | 2 | 70.50 | 0.71 | 77.43 | 1.41 | below |" \
         in by_name.stdout
     checked = run_cli("report", str(sweep_dir), "--check", cwd=tmp_path)  # a directory: its name from sweep.json
     assert checked.returncode == 2 and "no sweep.json" in checked.stderr
@@ -132,6 +132,6 @@ def test_report_marks_each_cell_and_check_fails_on_one_below(tmp_path):
     checked = run_cli("report", str(sweep_dir), "--check", cwd=tmp_path)
     assert checked.returncode == 1
     assert checked.stderr.strip() == ("error: 1 cell(s) below the reported number: "
-                                      "model=spikingformer_4_256 experiment=spikingformer_cifar100")
+                                      "model=spikingformer_4_256 recipe=spikingformer_cifar100")
     compared = run_cli("compare", "spikingformer_cifar", cwd=tmp_path)
     assert compared.returncode == 0 and (sweep_dir / "compare.csv").is_file()

@@ -40,13 +40,13 @@ def _import_ckpt(fmt: str, path: Path, overrides: list[str], out: Path | None) -
     if flags:
         raise ValueError(f"unknown option '{flags[0]}'; import-ckpt takes --from, -o and Hydra overrides (key=value)")
     keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-    if not keys & {"dataset", "experiment"}:
-        raise ValueError("pass dataset=NAME (or experiment=NAME): it sets the class count and input size the model is built for")
+    if not keys & {"dataset", "recipe"}:
+        raise ValueError("pass dataset=NAME (or recipe=NAME): it sets the class count and input size the model is built for")
     state = upstream.read_upstream(path)
     upstream.require_recipe(fmt, overrides)
-    if not keys & {"model", "experiment"}:
+    if not keys & {"model", "recipe"}:
         overrides = [f"model={upstream.infer_model_name(fmt, state)}", *overrides]
-    if not keys & {"neuron", "surrogate", "experiment"}:
+    if not keys & {"neuron", "surrogate", "recipe"}:
         overrides = [*UPSTREAM_NEURONS[fmt], *overrides]
     checked(overrides)
     cfg = composed(overrides)

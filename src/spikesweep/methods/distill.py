@@ -4,7 +4,7 @@
 - feature:  loss = loss + beta * sum over activation layers of MSE(teacher ReLU output, student T-mean spikes)
 
 The teacher is the student's model config with `teacher_model` overrides (activation=relu) run for
-`teacher_T` steps, loaded from `teacher_ckpt` (e.g. `experiment=survey_cf10_ann`'s checkpoints/last.pt).
+`teacher_T` steps, loaded from `teacher_ckpt` (e.g. `recipe=survey_cf10_ann`'s checkpoints/last.pt).
 Feature distillation needs both models to list their activation modules in `feature_layers`.
 """
 
@@ -93,7 +93,7 @@ def build_distillation(
     if not teacher_ckpt:
         raise ValueError(
             f"method={kind} needs method.teacher_ckpt: train the teacher (e.g. `spikesweep train "
-            "experiment=survey_cf10_ann`) and pass its checkpoints/last.pt"
+            "recipe=survey_cf10_ann`) and pass its checkpoints/last.pt"
         )
     if not 0.0 <= alpha <= 1.0 or tau <= 0 or beta < 0:
         raise ValueError(f"method={kind}: need 0 <= alpha <= 1, tau > 0, beta >= 0 (got {alpha}, {tau}, {beta})")

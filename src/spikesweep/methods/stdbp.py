@@ -60,7 +60,7 @@ def _check_ann(model: nn.Module) -> None:
     if any(is_spiking_neuron(m) for m in model.modules()) or not any(isinstance(m, nn.ReLU) for m in model.modules()):
         raise ValueError(
             f"method=ann2snn converts a ReLU ANN; {type(model).__name__} has spiking neurons or no ReLU "
-            "(use e.g. experiment=stdbp_ann, model.activation=relu)"
+            "(use e.g. recipe=stdbp_ann, model.activation=relu)"
         )
 
 

@@ -261,13 +261,13 @@ RECIPE_FOR = {"spikingformer": {"cifar10": "spikingformer_cifar10", "cifar100": 
 
 
 def require_recipe(fmt: str, overrides: list[str]) -> None:
-    """Refuse to guess what the weights do not record: without experiment= (or the key itself), say which."""
+    """Refuse to guess what the weights do not record: without recipe= (or the key itself), say which."""
     key = UNSEEN.get(fmt)
     given = {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[-1] for o in overrides}
-    if key is None or "experiment" in given or key in given:
+    if key is None or "recipe" in given or key in given:
         return
     recipe = RECIPE_FOR[fmt].get(given.get("dataset", ""))
-    fix = f"pass experiment={recipe}" if recipe else f"pass {key}=N (no {fmt} recipe for dataset={given.get('dataset')})"
+    fix = f"pass recipe={recipe}" if recipe else f"pass {key}=N (no {fmt} recipe for dataset={given.get('dataset')})"
     raise UpstreamCheckpointError(f"a {fmt} checkpoint does not record {key}, which changes the logits: {fix}")
 
 

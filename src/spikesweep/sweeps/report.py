@@ -2,7 +2,7 @@
 means and standard deviations over seeds, and plots.
 
 Paper numbers come from the named multirun's `sweep.reported` block, keyed by the overrides of the cell
-they belong to ("experiment=x dataset.T=4"); a job gets the number whose overrides it all carries.
+they belong to ("recipe=x dataset.T=4"); a job gets the number whose overrides it all carries.
 """
 
 import json

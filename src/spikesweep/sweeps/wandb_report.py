@@ -37,8 +37,8 @@ class Target:
 
 def axis_column(cfg: DictConfig, axis: str) -> str:
     """The config column that tells a run's value of this axis: a group's choice is its `name`, a recipe
-    (`experiment=`) is `recipe`, any other key is itself."""
-    if axis == "experiment":
+    (`recipe=`) is `recipe`, any other key is itself."""
+    if axis == "recipe":
         column = "recipe"
     elif isinstance(OmegaConf.select(cfg, axis), DictConfig):
         column = f"{axis}.name"
