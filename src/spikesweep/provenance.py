@@ -41,7 +41,11 @@ def environment() -> dict[str, Any]:
 
 def pip_freeze() -> str:
     """`pip freeze` from importlib.metadata: the same name==version lines, without a pip subprocess (~1 s)."""
-    lines = {f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions() if d.metadata["Name"]}
+    # Only the installed environment's folders: once setuptools is imported (Inductor does), its vendored
+    # packages join sys.path and would make the first job of a sweep differ from the others.
+    installed = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    dists = importlib.metadata.distributions(path=installed)
+    lines = {f"{d.metadata['Name']}=={d.version}" for d in dists if d.metadata["Name"]}
     return "".join(f"{line}\n" for line in sorted(lines, key=str.lower))
 
 
