@@ -1,4 +1,4 @@
-"""One training run: config -> objects -> Engine.fit -> files. Also the Hydra entry point.
+"""One training run: config -> objects -> Engine.fit -> files (the Hydra entry point, jobs.py, calls it).
 
 Everything a run writes lives in its own directory: config.yaml (resolved), overrides.yaml, git.txt,
 metrics.jsonl, summary.json, checkpoints/{last,best}.pt, wandb/. Restarting a run in the same directory
@@ -16,13 +16,10 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-import hydra
 from filelock import FileLock, Timeout
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from spikesweep import IMPORTED_AT, REPO_ROOT, provenance, resolvers
+from spikesweep import IMPORTED_AT, provenance, resolvers
 from spikesweep.config_schema import ConfigError, validate
 from spikesweep.engine import resume_policy
 
@@ -235,64 +232,3 @@ def train(
         if lock.is_locked:
             lock.release()
         shutdown_distributed()
-
-
-def bench_cell(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    """A speed-grid job (`job: bench_neuron`) in place of a training run: the same run directory files."""
-    from spikesweep.bench.neuron import run_cell
-
-    validate(cfg)
-    started = time.time()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
-    (run_dir / "git.txt").write_text(git_description())
-    provenance.write(run_dir)
-    try:
-        summary = run_cell(OmegaConf.to_container(cfg.bench, resolve=True), run_dir)
-    except ValueError as err:
-        write_summary(run_dir, {"status": "failed", "error": str(err), "wall_time_s": time.time() - started})
-        raise RunError(str(err)) from err
-    write_summary(run_dir, summary | {"wall_time_s": time.time() - started})
-    return summary
-
-
-@hydra.main(config_path=str(REPO_ROOT / "conf"), config_name="config", version_base="1.3")
-def hydra_main(cfg: DictConfig) -> str:
-    """In a sweep a failed job is recorded and the sweep goes on; a single run exits non-zero."""
-    from spikesweep.crash import crash_line, interrupted
-    from spikesweep.engine.preemption import Preemption
-    from spikesweep.engine.resume_policy import ResumeRefused
-    from spikesweep.job_failure import discard_if_new, log_to_file_only, record_failed_job
-
-    hc = HydraConfig.get()
-    run_dir = Path(hc.runtime.output_dir)
-    try:
-        preemption = Preemption()
-    except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
-    try:
-        with preemption:
-            if cfg.get("job") == "bench_neuron":
-                return bench_cell(cfg, run_dir, list(hc.overrides.task))["status"]
-            status = train(cfg, run_dir, list(hc.overrides.task), preemption.requested)["status"]
-    except (RunError, ConfigError) as err:
-        if hc.mode == RunMode.MULTIRUN:
-            log.error("job %s failed: %s", hc.job.num, err)
-            record_failed_job(run_dir, err)
-            return "failed"
-        if not (isinstance(err, ConfigError) and not isinstance(err, ResumeRefused) and discard_if_new(run_dir)):
-            log_to_file_only(f"error: {err}")  # the terminal gets it from SystemExit
-        raise SystemExit(f"error: {err}") from None
-    except KeyboardInterrupt:
-        raise SystemExit(interrupted(run_dir)) from None
-    except Exception as err:  # a bug in model or data code: its traceback goes to train.log, not the terminal
-        line = crash_line(err, run_dir)
-        if hc.mode != RunMode.MULTIRUN:
-            raise SystemExit(f"error: {line}") from None
-        log.error("job %s crashed: %s; the sweep goes on", hc.job.num, line)  # one bad job never sinks the others
-        record_failed_job(run_dir, err)
-        return "failed"
-    if status == "preempted":  # the checkpoint is on disk and the run directory unlocked
-        preemption.deliver()  # outside the try: submitit's "not requeued" error must reach submitit
-    return status

@@ -36,7 +36,7 @@ def composed(overrides: list[str], validated: bool = True):
 
 def run_hydra(args: list[str]) -> int:
     """Run the Hydra task with our config dir and the repo root (for experiments/) on the search path."""
-    from spikesweep.run import hydra_main
+    from spikesweep.jobs import hydra_main
     from spikesweep.sweeps.callback import LAST_SWEEP
 
     LAST_SWEEP.clear()
