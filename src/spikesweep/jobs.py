@@ -6,6 +6,7 @@ sweep goes on; a single run exits non-zero with one line.
 """
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,9 @@ def hydra_main(cfg: DictConfig) -> str:
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
+    if hc.mode == RunMode.MULTIRUN:  # which job of how many (the sweeper exports the count)
+        log.info("job %d/%s: %s", int(hc.job.num) + 1, os.environ.get("SPIKESWEEP_SWEEP_JOBS", "?"), " ".join(
+            hc.overrides.task))
     try:
         preemption = Preemption()
     except ValueError as err:

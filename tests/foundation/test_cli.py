@@ -20,6 +20,10 @@ def test_demo_sweep_runs_every_job_and_compares(tmp_path):
     assert "6 succeeded, 0 failed" in out.stdout
     sweep_dirs = list((tmp_path / "multirun" / "demo").iterdir())
     assert len(sweep_dirs) == 1
+    said = out.stdout + out.stderr  # where it goes, which job of how many, the data as a sentence
+    assert f"sweep {sweep_dirs[0].resolve()}: 6 of 6 job(s) to launch" in said
+    assert "job 1/6: surrogate=sigmoid seed=0" in said and "job 6/6: " in said
+    assert "prepared 1,797 samples in " in said and "{" not in said.split("prepared 1,797 samples")[1].split("\n")[0]
     jobs = sorted(p.name for p in sweep_dirs[0].iterdir() if p.is_dir() and p.name.isdigit())
     assert jobs == ["0", "1", "2", "3", "4", "5"]
     table = run_cli("compare", str(sweep_dirs[0]), cwd=tmp_path)

@@ -12,6 +12,7 @@ It also writes the sweep directory's sweep.json before the first job starts, lau
 
 import copy
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 from spikesweep.sweeps import sweep_record
 
 log = logging.getLogger("spikesweep")
+#: The sweep's job count, read by spikesweep.jobs for its "job i/n" line.
+JOBS_ENV = "SPIKESWEEP_SWEEP_JOBS"
 
 #: What the last sweep in this process stopped short of: {"max_failures": N, "not_launched": [job numbers]}.
 STOPPED: dict[str, Any] = {}
@@ -55,8 +58,9 @@ class GroupwiseSweeper(BasicSweeper):
         self.validate_batch_is_legal(jobs)  # every job, before any starts
         self._record(sweep_dir, list(arguments), jobs)
         todo = [(i, job) for i, job in enumerate(jobs) if self.only_jobs is None or i in self.only_jobs]
-        print(f"sweep {sweep_dir}: {len(todo)} of {len(jobs)} job(s) to launch; see them with "
+        print(f"sweep {sweep_dir.resolve()}: {len(todo)} of {len(jobs)} job(s) to launch; see them with "
               f"`spikesweep status {sweep_dir}`", flush=True)
+        os.environ[JOBS_ENV] = str(len(jobs))  # for each job's "job i/n" line (launched jobs inherit it)
         one_by_one = self.max_failures and not getattr(self.launcher, "handles_max_failures", False)
         size = 1 if one_by_one else (self.max_batch_size or len(todo) or 1)
         returns, failures = [], 0

@@ -54,8 +54,16 @@ def cached(root: Path, name: str, options: Mapping[str, Any], build: Callable[[P
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    log.info("prepared %s: %s", final, json.loads((final / "prepare.json").read_text()))
+    log.info("%s", prepared_sentence(final, json.loads((final / "prepare.json").read_text())))
     return final
+
+
+def prepared_sentence(folder: Path, stats: dict) -> str:
+    """prepare.json as a sentence: what was built, how fast, and where it lies."""
+    counts = [f"{stats[k]:,} {k}" for k in ("samples", "events") if k in stats]
+    rate = f", {stats['samples_per_s']:,} samples/s" if "samples_per_s" in stats else ""
+    took = f" in {stats['seconds']} s{rate}" if "seconds" in stats else ""
+    return f"prepared {' and '.join(counts) or 'the data'}{took}; cached in {folder}"
 
 
 def progress(items: Iterable[T], total: int, description: str) -> Iterable[T]:
