@@ -4,6 +4,7 @@ import logging
 import os
 import secrets
 import string
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,9 @@ from spikesweep.tracking.jsonl import read_metrics
 from spikesweep.tracking.wandb_offline import logged_steps
 
 log = logging.getLogger(__name__)
+
+#: How long a resumed run waits for a killed process's wandb-core to release the run id.
+IN_USE_WAIT_S = 120.0
 
 
 def wandb_mode(requested: str) -> str:
@@ -46,19 +50,23 @@ class WandbTracker:
         import wandb
 
         os.environ.setdefault("WANDB_SILENT", "true")
-        self.run = wandb.init(
-            project=project,
-            entity=entity,
-            group=group,
-            name=name,
-            config=config,
-            id=run_id,
-            resume="allow",
-            dir=str(run_dir),
-            mode=wandb_mode(mode),
-            tags=tags,
-            settings=wandb.Settings(console="off", x_disable_stats=True),
-        )
+        # After a kill -9 the dead process's wandb-core holds the run id until it notices its parent is gone
+        # (seconds; longer on a busy machine): wandb then refuses the id as "in use". Waiting for it is what
+        # keeps the resumed run one wandb run; giving up would lose every epoch from here on to wandb.
+        deadline = time.monotonic() + IN_USE_WAIT_S
+        while True:
+            try:
+                self.run = wandb.init(
+                    project=project, entity=entity, group=group, name=name, config=config, id=run_id,
+                    resume="allow", dir=str(run_dir), mode=wandb_mode(mode), tags=tags,
+                    settings=wandb.Settings(console="off", x_disable_stats=True),
+                )
+                break
+            except Exception as err:
+                if "in use" not in str(err) or time.monotonic() > deadline:
+                    raise
+                log.info("wandb run %s is still held by a stopped process; waiting for it", run_id)
+                time.sleep(2.0)
         self.held = self._steps_held(run_dir, run_id)
         if replay_from is not None:
             self.replay(read_metrics(replay_from))
