@@ -190,13 +190,11 @@ def train(
             pruning = TrialPruning(Path(cfg.search.dir), int(cfg.search.trial))
             tracker.optional.append(pruning)
             summary["trial"] = int(cfg.search.trial)
-        stop = stop_requested
-        if pruning is not None:
-            stop = lambda: pruning.pruned or (stop_requested is not None and stop_requested())  # noqa: E731
         extra = {"config": resolved, "wandb_id": wandb_id, "model_name": cfg.model.name, "extensions": extensions}
         status = "failed"
         try:
-            engine = Engine(tracker=tracker, checkpoint_extra=extra, stop_requested=stop, **engine_args)
+            engine = Engine(tracker=tracker, checkpoint_extra=extra, stop_requested=stop_requested,
+                            stop_after_epoch=None if pruning is None else (lambda: pruning.pruned), **engine_args)
             result = engine.fit(bundle.train, bundle.test, resume)
             summary |= {"epochs": result.epochs_done, "final": result.final, "best": result.best,
                         "steps_this_run": result.steps, **first_step_times(result.first_step_s, started)}

@@ -85,20 +85,22 @@ class Engine:
 
     `checkpoint_extra` (config, tracker id, model name) goes into every checkpoint so a restarted job
     carries on the same run. `stop_requested` is asked after every optimizer step (any rank saying yes
-    stops all): the engine then saves a mid-epoch checkpoint and returns "preempted". It is asked once more after
-    each epoch's checkpoint (a search's pruner answers there): yes ends the run at that epoch boundary.
+    stops all): the engine then saves a mid-epoch checkpoint and returns "preempted". `stop_after_epoch` is
+    asked after each epoch's checkpoint (a search's pruner decides there): yes ends the run at that epoch
+    boundary, also as "preempted". Two hooks, so that a preemption is always caught mid-epoch, after a step.
     """
 
     def __init__(
         self, model: nn.Module, task: Task, cfg: Mapping[str, Any], run_dir: Path, tracker: Tracker,
         dist: DistInfo, device: torch.device, seed: int, method: TrainingMethod | None = None,
         checkpoint_extra: Mapping[str, Any] | None = None, stop_requested: Callable[[], bool] | None = None,
+        stop_after_epoch: Callable[[], bool] | None = None,
     ) -> None:
         self.model, self.task, self.method, self.cfg = model, task, method, cfg
         self.tcfg = cfg["trainer"]
         self.run_dir, self.tracker, self.dist, self.device, self.seed = run_dir, tracker, dist, device, seed
         self.checkpoint_extra = dict(checkpoint_extra or {})
-        self.stop_requested = stop_requested
+        self.stop_requested, self.stop_after_epoch = stop_requested, stop_after_epoch
         self.amp = resolve_amp(self.tcfg["amp"], device)
         self.sync = ProcessGroupSync(dist, device)
         self.fold_bn = bool(self.tcfg["fold_bn_eval"]) and not self.tcfg["compile"]  # a copy would recompile
@@ -127,12 +129,14 @@ class Engine:
             if not self._train_epoch(epoch):
                 return FitResult("preempted", epoch, self.final, self.best, self.steps_taken, self.first_step_s)
             self._end_epoch(epoch)
-            if epoch + 1 < self.epochs and self._stop_now():  # asked once more after the epoch's checkpoint
+            if epoch + 1 < self.epochs and self._asked_to_stop(self.stop_after_epoch):
                 return FitResult("preempted", epoch + 1, self.final, self.best, self.steps_taken, self.first_step_s)
         return FitResult("completed", self.epochs, self.final, self.best, self.steps_taken, self.first_step_s)
 
-    def _stop_now(self) -> bool:
-        return self.stop_requested is not None and broadcast_flag(self.stop_requested(), self.dist)
+    def _asked_to_stop(self, hook: Callable[[], bool] | None) -> bool:
+        # Every rank takes part in the vote, with or without a hook of its own (a search's pruner lives on rank 0
+        # only): any rank saying yes stops all, and none waits in a collective the others skipped.
+        return broadcast_flag(hook is not None and bool(hook()), self.dist)
 
     def _set_up(self, train_set: Dataset, test_set: Dataset) -> None:
         tcfg, model, dist = self.tcfg, self.model, self.dist
@@ -238,7 +242,7 @@ class Engine:
                     break
                 x, targets, outputs, loss = self._step(batch, epoch, step)
                 meter.update(outputs, targets, loss)
-                if self._stop_now():
+                if self._asked_to_stop(self.stop_requested):
                     so_far = {"seen": meter.samples, "meter": meter.state(),
                               "train_time": time_before + time.perf_counter() - t0}
                     if self.dist.is_main:
