@@ -186,6 +186,26 @@ def test_killed_data_loader_worker_stops_the_run_in_one_line_and_a_restart_resum
     assert epochs == list(range(6)), "the restart must continue after the last checkpoint, without duplicates"
 
 
+class _DiesLikeALoaderWorker:
+    """Pickling it raises what torch's SIGCHLD handler raises when a worker dies mid-write."""
+
+    def __reduce__(self):
+        raise RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed. ")
+
+
+def test_worker_death_while_a_checkpoint_is_written_is_reported_as_the_worker_death(tmp_path):
+    from spikesweep.engine import checkpoint as ckpt
+    from spikesweep.engine.failures import DataWorkerError, worker_deaths_reported
+
+    path = tmp_path / "last.pt"
+    ckpt.save_atomic({"epoch": 0}, path)
+    with pytest.raises(DataWorkerError, match="a data loader worker died during the end of an epoch"):
+        with worker_deaths_reported("the end of an epoch"):
+            ckpt.save_atomic({"epoch": 1, "x": _DiesLikeALoaderWorker()}, path)
+    assert torch.load(path, weights_only=True) == {"epoch": 0}
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 def test_ctrl_c_says_how_to_resume_and_records_interrupted(tmp_path):
     cmd = [sys.executable, "-m", "spikesweep.cli", "train", "logger=none", "trainer.epochs=50", f"hydra.run.dir={tmp_path}"]
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,

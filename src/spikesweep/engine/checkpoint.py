@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from spikesweep.engine.failures import is_worker_death
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: missing, truncated, unsafe, or from another model."""
@@ -30,6 +31,8 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
         os.replace(tmp, path)
     except (OSError, RuntimeError) as err:  # disk full, quota, size limit (torch reports these as RuntimeError)
         Path(tmp).unlink(missing_ok=True)
+        if is_worker_death(err):  # a loader worker died while this was written: not the checkpoint's failure
+            raise
         reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
         free_mb = shutil.disk_usage(path.parent).free / 2**20
         raise CheckpointError(

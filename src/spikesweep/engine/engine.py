@@ -128,7 +128,8 @@ class Engine:
         for epoch in range(self.start_epoch, self.epochs):
             if not self._train_epoch(epoch):
                 return FitResult("preempted", epoch, self.final, self.best, self.steps_taken, self.first_step_s)
-            self._end_epoch(epoch)
+            with worker_deaths_reported("the end of an epoch"):  # the handler can fire while a checkpoint is written
+                self._end_epoch(epoch)
             if epoch + 1 < self.epochs and self._asked_to_stop(self.stop_after_epoch):
                 return FitResult("preempted", epoch + 1, self.final, self.best, self.steps_taken, self.first_step_s)
         return FitResult("completed", self.epochs, self.final, self.best, self.steps_taken, self.first_step_s)

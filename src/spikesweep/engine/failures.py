@@ -12,6 +12,11 @@ class DataWorkerError(Exception):
     """A DataLoader worker process died (OOM killer, a signal, a crash in native decoding code)."""
 
 
+def is_worker_death(err: BaseException) -> bool:
+    """torch's SIGCHLD handler raises this RuntimeError in whatever the main thread runs at that moment."""
+    return isinstance(err, RuntimeError) and "DataLoader worker" in str(err)
+
+
 @contextmanager
 def worker_deaths_reported(where: str):
     """Turn torch's 'DataLoader worker ... exited unexpectedly' into one actionable line.
@@ -23,7 +28,7 @@ def worker_deaths_reported(where: str):
     try:
         yield
     except RuntimeError as err:
-        if "DataLoader worker" not in str(err):
+        if not is_worker_death(err):
             raise
         # The run is ending: without this, torch's SIGCHLD handler raises again (as "Exception ignored"
         # noise) for each further dead worker while the loaders shut down.

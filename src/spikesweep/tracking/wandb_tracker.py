@@ -4,7 +4,6 @@ import logging
 import os
 import secrets
 import string
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,6 @@ from spikesweep.tracking.jsonl import read_metrics
 from spikesweep.tracking.wandb_offline import logged_steps
 
 log = logging.getLogger(__name__)
-
-#: How long a resumed run waits for a killed process's wandb-core to release the run id.
-IN_USE_WAIT_S = 120.0
-
 
 def wandb_mode(requested: str) -> str:
     """'auto' is online only when credentials exist, so a laptop or compute node never blocks on login."""
@@ -30,6 +25,20 @@ def wandb_mode(requested: str) -> str:
 def run_group(cfg: Any) -> str:
     """One wandb group per named multirun (its `name`), so `report NAME --wandb` can find its runs."""
     return cfg.logger.group or cfg.name
+
+
+def own_wandb_core() -> None:
+    """Forget a wandb service inherited from the process that launched this one.
+
+    wandb exports WANDB_SERVICE (`<version>-<pid of the process that started it>-<transport>-...`) so that
+    child processes share its wandb-core. A run launched by something that used wandb itself (a notebook, a
+    driver script, a test runner) would then log through the launcher's core, which keeps the run id "in use"
+    after the run is killed for as long as the launcher lives: the resumed run could not continue its wandb
+    run. A run owns its core; one this process started itself is kept.
+    """
+    token = os.environ.get("WANDB_SERVICE", "").split("-")
+    if len(token) > 2 and token[1] != str(os.getpid()):
+        del os.environ["WANDB_SERVICE"]
 
 
 class WandbTracker:
@@ -50,23 +59,12 @@ class WandbTracker:
         import wandb
 
         os.environ.setdefault("WANDB_SILENT", "true")
-        # After a kill -9 the dead process's wandb-core holds the run id until it notices its parent is gone
-        # (seconds; longer on a busy machine): wandb then refuses the id as "in use". Waiting for it is what
-        # keeps the resumed run one wandb run; giving up would lose every epoch from here on to wandb.
-        deadline = time.monotonic() + IN_USE_WAIT_S
-        while True:
-            try:
-                self.run = wandb.init(
-                    project=project, entity=entity, group=group, name=name, config=config, id=run_id,
-                    resume="allow", dir=str(run_dir), mode=wandb_mode(mode), tags=tags,
-                    settings=wandb.Settings(console="off", x_disable_stats=True),
-                )
-                break
-            except Exception as err:
-                if "in use" not in str(err) or time.monotonic() > deadline:
-                    raise
-                log.info("wandb run %s is still held by a stopped process; waiting for it", run_id)
-                time.sleep(2.0)
+        own_wandb_core()
+        self.run = wandb.init(
+            project=project, entity=entity, group=group, name=name, config=config, id=run_id, resume="allow",
+            dir=str(run_dir), mode=wandb_mode(mode), tags=tags,
+            settings=wandb.Settings(console="off", x_disable_stats=True),
+        )
         self.held = self._steps_held(run_dir, run_id)
         if replay_from is not None:
             self.replay(read_metrics(replay_from))
