@@ -140,6 +140,8 @@ def train(
             "dataset": cfg.dataset.name,
             "params": sum(p.numel() for p in model.parameters()),
             "num_classes": parts.meta.num_classes,
+            "task": parts.task.name,
+            "metric": parts.task.best_metric,  # what report and compare judge this run by
             "split_hash": provenance.split_hash(bundle.train, bundle.test),
         }
         after_fit = method.after_fit if isinstance(method, RunsAfterFit) else None

@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from spikesweep.sweeps.report import grouped, paper_value
+from spikesweep.sweeps.report import grouped, paper_value, verdicts
 from tests.conftest import run_cli
 
 
@@ -19,11 +19,21 @@ def test_paper_value_picks_the_most_specific_matching_cell():
 
 
 def test_grouped_mean_and_std_over_seeds():
-    rows = [{"cell": "s=a", "status": "completed", "final_top1": v} for v in (90.0, 92.0)]
-    rows += [{"cell": "s=b", "status": "completed", "final_top1": 80.0}, {"cell": "s=b", "status": "failed", "final_top1": None}]
+    rows = [{"cell": "s=a", "status": "completed", "metric": "top1", "final_top1": v} for v in (90.0, 92.0)]
+    rows += [{"cell": "s=b", "status": "completed", "metric": "top1", "final_top1": 80.0},
+             {"cell": "s=b", "status": "failed", "metric": "top1", "final_top1": None}]
     by_cell = {g["cell"]: g for g in grouped(rows)}
     assert by_cell["s=a"]["mean_top1"] == 91.0 and by_cell["s=a"]["std_top1"] == pytest.approx(statistics.stdev([90, 92]))
     assert by_cell["s=b"]["runs"] == 1
+
+
+def test_a_detection_sweep_is_grouped_and_judged_by_its_own_metric():
+    rows = [{"cell": "neuron=lif", "status": "completed", "metric": "map50_95", "final_map50_95": v,
+             "paper_map50_95": 21.6} for v in (21.0, 21.4)]
+    (cell,) = verdicts(grouped(rows))
+    assert cell["mean_map50_95"] == pytest.approx(21.2) and cell["verdict"] == "reproduced"
+    with pytest.raises(ValueError, match="different metrics"):
+        grouped(rows + [{"cell": "x", "status": "completed", "metric": "top1", "final_top1": 90.0}])
 
 
 def test_report_of_a_real_demo_multirun(tmp_path):

@@ -8,7 +8,17 @@ import yaml
 
 from spikesweep import tables
 
-COLUMNS = ["job", "overrides", "status", "final_top1", "best_top1", "epochs", "firing_rate", "energy_mj", "wall_time_s"]
+def metric_of(rows: list[dict[str, Any]]) -> str:
+    """The task metric the runs are judged by (`top1`, `map50_95`); one per table."""
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    if len(metrics) > 1:
+        raise ValueError(f"these runs are judged by different metrics ({', '.join(metrics)}): compare them apart")
+    return metrics[0] if metrics else "top1"
+
+
+def columns(metric: str) -> list[str]:
+    return ["job", "overrides", "status", f"final_{metric}", f"best_{metric}", "epochs", "firing_rate", "energy_mj",
+            "wall_time_s"]
 
 
 def collect(root: Path) -> list[dict[str, Any]]:
@@ -20,13 +30,15 @@ def collect(root: Path) -> list[dict[str, Any]]:
         overrides_path = run_dir / "overrides.yaml"
         overrides = yaml.safe_load(overrides_path.read_text()) if overrides_path.exists() else []
         final, best = summary.get("final") or {}, summary.get("best") or {}
+        metric = summary.get("metric", "top1")  # the task's; runs from before tasks named it are classification
         rows.append(
             {
                 "job": _job(run_dir, root),
                 "overrides": [o for o in overrides if not o.startswith("+experiments=")],
                 "status": summary.get("status", "unknown"),
-                "final_top1": final.get("test_top1"),
-                "best_top1": best.get("test_top1"),
+                "metric": metric,
+                f"final_{metric}": final.get(f"test_{metric}"),
+                f"best_{metric}": best.get(f"test_{metric}"),
                 "epochs": summary.get("epochs"),
                 "firing_rate": final.get("firing_rate"),
                 "energy_mj": final.get("energy_mj"),
@@ -50,11 +62,11 @@ def _job_order(path: Path) -> tuple:
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    return tables.markdown(rows, COLUMNS, tables.result)
+    return tables.markdown(rows, columns(metric_of(rows)), tables.result)
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    tables.write_csv(rows, path, COLUMNS)
+    tables.write_csv(rows, path, columns(metric_of(rows)))
 
 
 #: env.json keys that differ between machines without changing results.

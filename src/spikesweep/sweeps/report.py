@@ -13,7 +13,7 @@ from typing import Any
 
 from spikesweep import tables
 from spikesweep.sweeps import sweep_record
-from spikesweep.sweeps.compare import collect
+from spikesweep.sweeps.compare import collect, metric_of
 from spikesweep.tracking.jsonl import read_metrics
 
 
@@ -36,9 +36,9 @@ def build_rows(sweep_dir: Path, reported: dict[str, float | None]) -> list[dict[
     for row in collect(sweep_dir):
         overrides = yaml_overrides(sweep_dir / row["job"])
         paper = paper_value(overrides, reported)
-        final = row["final_top1"]
+        final = row[f"final_{row['metric']}"]
         rows.append(row | {
-            "paper_top1": paper,
+            f"paper_{row['metric']}": paper,
             "delta": None if paper is None or final is None else final - paper,
             "cell": _axes(row["overrides"].split()),
         })
@@ -53,17 +53,19 @@ def yaml_overrides(run_dir: Path) -> list[str]:
 
 
 def grouped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and standard deviation of the final top-1 over the seeds of each cell, and the cell's paper number."""
+    """Mean and standard deviation of the final metric (top-1, mAP) over the seeds of each cell, and the cell's
+    paper number."""
+    m = metric_of(rows)
     cells: dict[str, list[float]] = defaultdict(list)
     paper: dict[str, float] = {}
     for row in rows:
-        if row["status"] == "completed" and row["final_top1"] is not None:
-            cells[row["cell"]].append(row["final_top1"])
-        if row.get("paper_top1") is not None:
-            paper.setdefault(row["cell"], row["paper_top1"])
+        if row["status"] == "completed" and row[f"final_{m}"] is not None:
+            cells[row["cell"]].append(row[f"final_{m}"])
+        if row.get(f"paper_{m}") is not None:
+            paper.setdefault(row["cell"], row[f"paper_{m}"])
     return [
-        {"cell": cell or "(all)", "runs": len(v), "mean_top1": statistics.fmean(v),
-         "std_top1": statistics.stdev(v) if len(v) > 1 else 0.0, "paper_top1": paper.get(cell)}
+        {"cell": cell or "(all)", "runs": len(v), "metric": m, f"mean_{m}": statistics.fmean(v),
+         f"std_{m}": statistics.stdev(v) if len(v) > 1 else 0.0, f"paper_{m}": paper.get(cell)}
         for cell, v in cells.items()
     ]
 
@@ -77,11 +79,12 @@ def verdicts(cells: list[dict[str, Any]], points: float = DEFAULT_TOLERANCE) -> 
     """Each cell with a paper number marked reproduced, below or above, with the tolerance it was given."""
     out = []
     for cell in cells:
-        if cell.get("paper_top1") is None:
+        m = cell["metric"]
+        if cell.get(f"paper_{m}") is None:
             out.append(cell | {"tolerance": None, "verdict": None})
             continue
-        tolerance = max(points, 2 * cell["std_top1"])
-        gap = cell["mean_top1"] - cell["paper_top1"]
+        tolerance = max(points, 2 * cell[f"std_{m}"])
+        gap = cell[f"mean_{m}"] - cell[f"paper_{m}"]
         verdict = "reproduced" if abs(gap) <= tolerance else ("below" if gap < 0 else "above")
         out.append(cell | {"tolerance": tolerance, "verdict": verdict})
     return out
@@ -104,8 +107,13 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return tables.markdown(shown, [f"energy_{unit}" if c == "energy_mj" else c for c in columns], tables.result)
 
 
-JOB_COLUMNS = ["job", "overrides", "status", "final_top1", "best_top1", "paper_top1", "delta", "firing_rate",
-               "energy_mj", "wall_time_s"]
+def job_columns(m: str) -> list[str]:
+    return ["job", "overrides", "status", f"final_{m}", f"best_{m}", f"paper_{m}", "delta", "firing_rate", "energy_mj",
+            "wall_time_s"]
+
+
+#: How each task metric is named in titles; every one is a percentage.
+METRIC_NAMES = {"top1": "top-1", "map50_95": "mAP50-95", "map50": "mAP50"}
 
 
 def plot(sweep_dir: Path, rows: list[dict[str, Any]], out: Path) -> list[Path]:
@@ -115,13 +123,15 @@ def plot(sweep_dir: Path, rows: list[dict[str, Any]], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     made = []
+    m = metric_of(rows)
+    label = f"{METRIC_NAMES.get(m, m)} (%)"
     fig, ax = plt.subplots(figsize=(7, 4))
     for row in rows:
         epochs = read_metrics(sweep_dir / row["job"] / "metrics.jsonl")
         if epochs:
-            ax.plot([e["epoch"] + 1 for e in epochs], [e["test_top1"] for e in epochs],  # epoch 1 first, as logged
+            ax.plot([e["epoch"] + 1 for e in epochs], [e[f"test_{m}"] for e in epochs],  # epoch 1 first, as logged
                     label=row["overrides"] or row["job"])
-    ax.set_xlabel("epoch"), ax.set_ylabel("test top-1 (%)"), ax.grid(alpha=0.3)
+    ax.set_xlabel("epoch"), ax.set_ylabel(f"test {label}"), ax.grid(alpha=0.3)
     if ax.lines:  # runs without metrics.jsonl draw nothing, and an empty legend warns
         ax.legend(fontsize=6)
     fig.tight_layout(), fig.savefig(out / "accuracy_vs_epoch.png", dpi=90), plt.close(fig)
@@ -129,25 +139,25 @@ def plot(sweep_dir: Path, rows: list[dict[str, Any]], out: Path) -> list[Path]:
 
     cells = grouped(rows)
     fig, ax = plt.subplots(figsize=(7, 4))
-    means, stds = [c["mean_top1"] for c in cells], [c["std_top1"] for c in cells]
+    means, stds = [c[f"mean_{m}"] for c in cells], [c[f"std_{m}"] for c in cells]
     ax.bar(range(len(cells)), means, yerr=stds, capsize=3)
     if cells:  # zoomed to where the cells differ: on 0-100 every bar looks the same and the error bars vanish
         low, high = min(m - s for m, s in zip(means, stds)), max(m + s for m, s in zip(means, stds))
         margin = max(0.5, 0.15 * (high - low))
         ax.set_ylim(max(0.0, low - margin), min(100.0, high + margin))
     ax.set_xticks(range(len(cells)), [c["cell"] for c in cells], rotation=30, ha="right", fontsize=7)
-    ax.set_ylabel("final top-1 (%), mean ± std over seeds")
+    ax.set_ylabel(f"final {label}, mean ± std over seeds")
     fig.tight_layout(), fig.savefig(out / "final_accuracy_per_cell.png", dpi=90), plt.close(fig)
     made.append(out / "final_accuracy_per_cell.png")
 
-    energy = [r for r in rows if r.get("energy_mj") is not None and r.get("final_top1") is not None]
+    energy = [r for r in rows if r.get("energy_mj") is not None and r.get(f"final_{m}") is not None]
     if energy:
         unit, factor = tables.energy_unit([r["energy_mj"] for r in energy])
         fig, ax = plt.subplots(figsize=(6, 4))
         for cell in dict.fromkeys(r["cell"] for r in energy):  # one colour and legend entry per cell
             mine = [r for r in energy if r["cell"] == cell]
-            ax.scatter([r["energy_mj"] * factor for r in mine], [r["final_top1"] for r in mine], label=cell or "(all)")
-        ax.set_xlabel(f"energy per sample ({unit})"), ax.set_ylabel("final top-1 (%)"), ax.grid(alpha=0.3)
+            ax.scatter([r["energy_mj"] * factor for r in mine], [r[f"final_{m}"] for r in mine], label=cell or "(all)")
+        ax.set_xlabel(f"energy per sample ({unit})"), ax.set_ylabel(f"final {label}"), ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
         fig.tight_layout(), fig.savefig(out / "accuracy_vs_energy.png", dpi=90), plt.close(fig)
         made.append(out / "accuracy_vs_energy.png")
@@ -163,15 +173,16 @@ def report(sweep_dir: Path, reported: dict[str, float | None],
         raise FileNotFoundError(f"no runs (summary.json files) under {sweep_dir}")
     out = sweep_dir / "report"
     out.mkdir(exist_ok=True)
-    tables.write_csv(rows, out / "report.csv", JOB_COLUMNS)
+    m = metric_of(rows)
+    tables.write_csv(rows, out / "report.csv", job_columns(m))
     cells = verdicts(grouped(rows), tolerance)
     (out / "grouped.json").write_text(json.dumps(cells, indent=2))
     pngs = plot(sweep_dir, rows, out)
     markdown = "\n\n".join([
         f"# {sweep_dir}",
-        _table(rows, JOB_COLUMNS),
+        _table(rows, job_columns(m)),
         "## Mean ± std over seeds",
-        _table(cells, ["cell", "runs", "mean_top1", "std_top1", "paper_top1", "tolerance", "verdict"]),
+        _table(cells, ["cell", "runs", f"mean_{m}", f"std_{m}", f"paper_{m}", "tolerance", "verdict"]),
         verdict_line(cells, tolerance),
         "\n".join(f"![{p.stem}]({p.name})" for p in pngs),
     ])

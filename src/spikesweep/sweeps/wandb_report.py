@@ -15,8 +15,8 @@ from typing import TypeVar
 from omegaconf import DictConfig, OmegaConf
 
 from spikesweep.sweeps.catalogue import NamedSweep, grid, split_values
+from spikesweep.sweeps.report import METRIC_NAMES
 
-TOP1 = "test_top1"  # logged every epoch; a run's summary holds the last epoch's value, the final top-1
 ENERGY = "energy_mj"
 T = TypeVar("T")
 
@@ -33,6 +33,7 @@ class Target:
     entity: str | None
     group: str
     columns: dict[str, str]  # sweep axis (an override key) -> wandb config column
+    metric: str = "top1"  # the task's metric, logged every epoch as test_<metric>; a run's summary holds the final one
 
 
 def axis_column(cfg: DictConfig, axis: str) -> str:
@@ -52,11 +53,14 @@ def axis_column(cfg: DictConfig, axis: str) -> str:
 def target(sweep: NamedSweep) -> Target:
     """Read project, entity and group from the config the multirun's first job composes, as its runs did."""
     from spikesweep.compose import compose_config
+    from spikesweep.data import meta_from_config
+    from spikesweep.tasks import build_task
     from spikesweep.tracking.wandb_tracker import run_group
 
     cfg = compose_config([f"+experiments={sweep.name}", *grid(sweep.params)[0]])
     columns = {axis: axis_column(cfg, axis) for axis in sweep.params}
-    return Target(cfg.logger.project, cfg.logger.entity, run_group(cfg), columns)
+    metric = build_task(cfg.task, meta_from_config(cfg.dataset), cfg.trainer).best_metric
+    return Target(cfg.logger.project, cfg.logger.entity, run_group(cfg), columns, metric)
 
 
 def build(sweep: NamedSweep, where: Target, entity: str, project: str | None = None):
@@ -76,16 +80,17 @@ def build(sweep: NamedSweep, where: Target, entity: str, project: str | None = N
         groupby=[f"config.{column}" for column in cells],
     )
     mean_std = {"groupby_aggfunc": "mean", "groupby_rangefunc": "stddev"}
+    logged, name = f"test_{where.metric}", METRIC_NAMES.get(where.metric, where.metric)
     per_axis = [
-        wr.BarPlot(title=f"final top-1 vs {column}", metrics=[wr.Metric(TOP1)], groupby=wr.Config(column),
-                   orientation="v", title_y="final test top-1 (%)", **mean_std)
+        wr.BarPlot(title=f"final {name} vs {column}", metrics=[wr.Metric(logged)], groupby=wr.Config(column),
+                   orientation="v", title_y=f"final test {name} (%)", **mean_std)
         for column in cells
     ]
     panels = [
         *per_axis,
-        wr.LinePlot(title="test top-1 vs epoch", x="Step", y=[wr.Metric(TOP1)], title_x="epoch",
-                    title_y="test top-1 (%)", **mean_std),
-        wr.ScatterPlot(title="final top-1 vs energy", x=wr.SummaryMetric(ENERGY), y=wr.SummaryMetric(TOP1)),
+        wr.LinePlot(title=f"test {name} vs epoch", x="Step", y=[wr.Metric(logged)], title_x="epoch",
+                    title_y=f"test {name} (%)", **mean_std),
+        wr.ScatterPlot(title=f"final {name} vs energy", x=wr.SummaryMetric(ENERGY), y=wr.SummaryMetric(logged)),
     ]
     blocks = [
         wr.P(f"{sweep.description}. Paper: {sweep.paper or 'none (our ablation)'}."),
@@ -97,7 +102,7 @@ def build(sweep: NamedSweep, where: Target, entity: str, project: str | None = N
     reported = {cell: value for cell, value in sweep.reported.items() if value is not None}
     if reported:
         rows = "\n".join(f"| `{cell}` | {value} |" for cell, value in reported.items())
-        blocks += [wr.H2("The paper's numbers"), wr.MarkdownBlock(f"| cell | top-1 (%) |\n|---|---|\n{rows}")]
+        blocks += [wr.H2("The paper's numbers"), wr.MarkdownBlock(f"| cell | {name} (%) |\n|---|---|\n{rows}")]
     title = f"{sweep.name}: {sweep.paper}" if sweep.paper else sweep.name
     return wr.Report(project=project, entity=entity, title=title[:128], description=sweep.description, blocks=blocks)
 
