@@ -27,7 +27,7 @@ class Assignment(NamedTuple):
     row: torch.Tensor
     col: torch.Tensor
     target: torch.Tensor  # index into the batch's loss targets
-    box: torch.Tensor  # the target (cx, cy, w, h) in grid units, centre relative to the cell
+    box: torch.Tensor  # the target (cx, cy, w, h) in grid units
     anchor_wh: torch.Tensor  # the anchor's (w, h) in grid units
 
 
@@ -91,7 +91,7 @@ class YoloLoss:
         cell = (centre[which] - offsets).long()
         gi, gj = cell[:, 0].clamp(0, grid[1] - 1), cell[:, 1].clamp(0, grid[0] - 1)
         target, anchor = t[which], a[which]
-        box = torch.cat((centre[which] - cell, xywh[target, 2:]), dim=1)
+        box = xywh[target]  # the prediction's centre counts from its cell: both are whole-grid coordinates
         return Assignment(image[target], anchor, gj, gi, target, box, anchors[anchor])
 
 
