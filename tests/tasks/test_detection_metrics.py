@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from spikesweep.bench.coco_eval import random_detections
 from spikesweep.tasks.coco_metrics import coco_inputs, coco_map
 from spikesweep.tasks.detection_boxes import HeadLayout, detect
 
@@ -59,30 +60,9 @@ def test_map_without_detections_or_boxes_is_zero():
     assert coco_map(*coco_inputs([det()], [det([0, 0, 10, 10, 0.5, 0])], 1)) == (0.0, 0.0)
 
 
-def random_case(images: int, classes: int, seed: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """GT boxes, and detections that are jittered copies (varied IoU), plus random false positives."""
-    g = torch.Generator().manual_seed(seed)
-    gts, dets = [], []
-    for _ in range(images):
-        n = int(torch.randint(0, 8, (1,), generator=g))
-        xy = torch.rand(n, 2, generator=g) * 200
-        boxes = torch.cat((xy, xy + 10 + torch.rand(n, 2, generator=g) * 60), 1)
-        cls = torch.randint(0, classes, (n, 1), generator=g).float()
-        crowd = (torch.rand(n, 1, generator=g) < 0.1).float()
-        gts.append(torch.cat((cls, boxes, crowd), 1))
-        hits = boxes + torch.randn(n, 4, generator=g) * 3
-        fp_xy = torch.rand(5, 2, generator=g) * 200
-        fps = torch.cat((fp_xy, fp_xy + 20), 1)
-        all_boxes = torch.cat((hits, fps))
-        all_cls = torch.cat((cls, torch.randint(0, classes, (5, 1), generator=g).float()))
-        scores = torch.rand(len(all_boxes), 1, generator=g)
-        dets.append(torch.cat((all_boxes, scores, all_cls), 1))
-    return gts, dets
-
-
 def test_faster_coco_eval_agrees_with_pycocotools():
     fce = pytest.importorskip("faster_coco_eval")
-    inputs = coco_inputs(*random_case(200, 3, seed=0), 3)
+    inputs = coco_inputs(*random_detections(200, 3, seed=0), 3)
     reference = coco_map(*inputs)
     faster = coco_map(*inputs, api=(fce.COCO, fce.COCOeval_faster))
     assert 0.05 < reference[0] < reference[1] < 1  # a case with hits, misses and partial overlaps
