@@ -164,7 +164,7 @@ def test_cpu_runs_do_not_warn_about_a_missing_cuda_runtime(tmp_path):
 def test_bench_help_lists_every_benchmark(tmp_path):
     out = run_cli("bench", "--help", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    for name in ("neuron", "report", "stdp", "dispatch", "data", "model"):
+    for name in ("neuron", "report", "stdp", "dispatch", "data", "model", "coco"):
         assert f"\n  {name} " in out.stdout, name
 
 

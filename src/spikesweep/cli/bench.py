@@ -15,12 +15,13 @@ BENCHES = {
     "status": "`status` and the `--resume` plan on a synthetic N-job sweep (target: under 1 s for 1,000)",
     "data": "loader samples/s vs the train step's (dataset=NAME [overrides...] [--batches N])",
     "model": "train-step samples/s, memory and neuron/conv time split vs. spikingjelly's eager LIFNode",
+    "coco": "task=detection's COCO evaluator (pycocotools) vs. faster-coco-eval on synthetic detections",
 }
 
 
 def cmd_bench(args: list[str]) -> int:
     runners = {"model": _bench_model, "neuron": _bench_neuron, "report": _bench_report, "dispatch": _bench_dispatch,
-               "stdp": _bench_stdp, "status": _bench_status}
+               "stdp": _bench_stdp, "status": _bench_status, "coco": _bench_coco}
     if args[:1] and args[0] in runners:
         return runners[args[0]](args[1:])
     parser = argparse.ArgumentParser(
@@ -115,6 +116,23 @@ def _bench_stdp(args: list[str]) -> int:
     opts = parser.parse_args(args)
     rows = bench_stdp(opts.quick)
     write_csv(rows, opts.csv)
+    print_rows(rows)
+    return 0
+
+
+def _bench_coco(args: list[str]) -> int:
+    """`bench coco [--images N]`: one COCO evaluation by each evaluator, same detections."""
+    from spikesweep.bench.coco_eval import bench_coco_eval
+    from spikesweep.bench.report import print_rows
+
+    parser = argparse.ArgumentParser(prog="spikesweep bench coco")
+    parser.add_argument("--images", type=int, default=1000, help="images (COCO val: 5000)")
+    parser.add_argument("--detections", type=int, default=100, help="false-positive detections per image")
+    opts = parser.parse_args(args)
+    try:
+        rows = bench_coco_eval(opts.images, opts.detections)
+    except ModuleNotFoundError as err:
+        raise UserError(f"{err.name} is not installed: pip install faster-coco-eval") from None
     print_rows(rows)
     return 0
 
