@@ -23,10 +23,15 @@ def build(name: str, meta: DatasetMeta, neuron=None, **cfg) -> nn.Module:
 
 
 def train_step(model: nn.Module, x: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """One SGD step as the engine takes it (loss on the T-mean); returns the [T, B, K] logits."""
+    """One SGD step as the engine takes it (loss on the T-mean); returns the [T, B, K] logits, or a detector's
+    [T, B, P, 5 + K] raw outputs (trained towards "no objects": every output a logit with target 0)."""
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     logits = model(x)
-    loss = nn.functional.cross_entropy(logits.mean(0), torch.arange(x.shape[0]) % num_classes)
+    if logits.dim() == 4:
+        mean = logits.mean(0)
+        loss = nn.functional.binary_cross_entropy_with_logits(mean, torch.zeros_like(mean))
+    else:
+        loss = nn.functional.cross_entropy(logits.mean(0), torch.arange(x.shape[0]) % num_classes)
     opt.zero_grad()
     loss.backward()
     opt.step()

@@ -17,6 +17,7 @@ METAS = (
     DatasetMeta(num_classes=3, input_shape=(3, 16, 16), time_steps=T, temporal=False),
     DatasetMeta(num_classes=3, input_shape=(1, 28, 28), time_steps=T, temporal=False),
     DatasetMeta(num_classes=3, input_shape=(12,), time_steps=T, temporal=True),  # 3 channels x 4 pixels
+    DatasetMeta(num_classes=3, input_shape=(3, 32, 32), time_steps=T, temporal=False),  # detectors: stride 32
 )
 # Narrower variants of the big models (size options only: the registered name and its depth x width stay).
 SHRINK = {"sdtv3": {"depths": [1, 1, 1, 1], "mlp_ratio": 1}, "spikingformer": {"mlp_ratio": 1}}
@@ -78,6 +79,8 @@ def test_every_neuron_trains_in_this_model(model):
             continue
         if expected is not None:
             failures.append(f"{neuron}: trained, but REFUSED expects '{expected}'")
-        elif logits.shape[1:] != (BATCH, meta.num_classes):  # [T, B, K], or [1, B, K] once averaged
+        elif logits.dim() == 4 and (logits.shape[1], logits.shape[-1]) != (BATCH, 5 + meta.num_classes):
+            failures.append(f"{neuron}: detections {tuple(logits.shape)}")  # [T, B, P, 5 + K]
+        elif logits.dim() != 4 and logits.shape[1:] != (BATCH, meta.num_classes):  # [T, B, K], or [1, B, K]
             failures.append(f"{neuron}: logits {tuple(logits.shape)}")
     assert not failures, f"{model}: " + "; ".join(failures)

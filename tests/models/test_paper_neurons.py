@@ -13,6 +13,7 @@ PAPER = {  # model -> (neuron config, surrogate)
     "survey_cf10": ("lif", "atan"),
     "survey_scf10": ("lif", "atan"),
     "survey_shd": ("lif_shd", "atan"),
+    **{f"ems_yolo_{s}": ("gac_lif_imagenet", "rectangle") for s in ("res10", "res34", "tiny")},  # EMS-YOLO's mem_update
 }
 
 
