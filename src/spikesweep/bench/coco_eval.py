@@ -1,5 +1,5 @@
-"""The COCO evaluator on synthetic detections: pycocotools (what task=detection reports) against
-faster-coco-eval (a C++ port) on the same ground truth and detections, in one process.
+"""The COCO evaluator on synthetic detections: pycocotools (the reference) against faster-coco-eval (a C++
+port, what task=detection reports) on the same ground truth and detections, in one process.
 
 Evaluation runs once per epoch over the whole test split, in the main process, while the devices wait; at
 COCO's size (5,000 images, up to 300 detections each at the 0.001 threshold) the evaluator's time is a
@@ -36,14 +36,16 @@ def random_detections(images: int, classes: int, seed: int, false_positives: int
 def bench_coco_eval(images: int = 1000, detections: int = 100, classes: int = 80) -> list[dict[str, float | str]]:
     """One row per evaluator: seconds for one evaluation and its two numbers (they must agree)."""
     import faster_coco_eval
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
 
     dataset, results = coco_inputs(*random_detections(images, classes, 0, false_positives=detections), classes)
-    evaluators = {"pycocotools": None, f"faster-coco-eval {faster_coco_eval.__version__}":
+    evaluators = {"pycocotools": (COCO, COCOeval), f"faster-coco-eval {faster_coco_eval.__version__}":
                   (faster_coco_eval.COCO, faster_coco_eval.COCOeval_faster)}
     rows: list[dict[str, float | str]] = []
     for name, api in evaluators.items():
         started = time.perf_counter()
-        map50_95, map50 = coco_map(dataset, results) if api is None else coco_map(dataset, results, api)
+        map50_95, map50 = coco_map(dataset, results, api)
         seconds = time.perf_counter() - started
         rows.append({"evaluator": name, "images": images, "detections": len(results), "s": seconds,
                      "speedup": float(rows[0]["s"]) / seconds if rows else 1.0, "map50_95": map50_95, "map50": map50})

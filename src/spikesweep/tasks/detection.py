@@ -55,7 +55,8 @@ class DetectionMeter:
         if any(p[2] for p in parts):
             gt = [g for p in parts for g in p[2]]
             det = [d for p in parts for d in p[3]]
-            metrics["map50_95"], metrics["map50"] = coco_map(*coco_inputs(gt, det, self.task.num_classes))
+            map50_95, map50 = coco_map(*coco_inputs(gt, det, self.task.num_classes))
+            metrics |= {"map50_95": 100 * map50_95, "map50": 100 * map50}  # points, as top-1 and the reports
         return metrics
 
     def state(self) -> dict[str, Any]:
