@@ -9,6 +9,7 @@ random but reproducible; labels are known, so tests can check them. Reuse them i
 """
 
 import gzip
+import json
 import pickle
 import struct
 from pathlib import Path
@@ -145,3 +146,43 @@ def make_dvs128_gesture(data_dir: Path, per_class: int = 1) -> Path:
             for j in range(per_class):
                 np.savez(root / split / str(label) / f"user01_fluorescent_{j}.npz", **_events(rng, 100))
     return root.parent
+
+
+# COCO-format detection: category ids out of order and with gaps (as COCO's 1..90 for 80 classes), images of
+# three shapes (wide, tall, square) and one image without annotations. Boxes are COCO's [x, y, width, height].
+COCO_CATEGORIES = [{"id": 5, "name": "five"}, {"id": 2, "name": "two"}, {"id": 9, "name": "nine"}]
+COCO_IMAGES = {
+    "train": [
+        ({"id": 1, "file_name": "wide.jpg", "width": 100, "height": 50},
+         [{"category_id": 5, "bbox": [10, 5, 20, 10], "iscrowd": 0},
+          {"category_id": 9, "bbox": [60, 20, 40, 30], "iscrowd": 0}]),
+        ({"id": 2, "file_name": "tall.jpg", "width": 40, "height": 80},
+         [{"category_id": 2, "bbox": [0, 0, 40, 40], "iscrowd": 1}]),
+        ({"id": 3, "file_name": "empty.jpg", "width": 60, "height": 60}, []),
+    ],
+    "val": [
+        ({"id": 7, "file_name": "val.jpg", "width": 64, "height": 32},
+         [{"category_id": 2, "bbox": [8, 8, 16, 16], "iscrowd": 0}]),
+    ],
+}
+
+
+def make_coco(data_dir: Path, name: str = "coco") -> Path:
+    """data_dir/<name>/{train,val}/*.jpg and annotations/instances_{train,val}.json (COCO's layout)."""
+    root = Path(data_dir) / name
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    ann_id = 0
+    for split, entries in COCO_IMAGES.items():
+        (root / split).mkdir(exist_ok=True)
+        images, annotations = [], []
+        for image, anns in entries:
+            pixels = _rng(image["id"]).integers(0, 256, size=(image["height"], image["width"], 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / split / image["file_name"], quality=95)
+            images.append(image)
+            for ann in anns:
+                ann_id += 1
+                x, y, w, h = ann["bbox"]
+                annotations.append({"id": ann_id, "image_id": image["id"], "area": w * h, **ann})
+        instances = {"images": images, "annotations": annotations, "categories": COCO_CATEGORIES}
+        (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(instances))
+    return root

@@ -26,8 +26,10 @@ def cmd_prepare(args: list[str]) -> int:
     stats_file = Path(meta.source) / "prepare.json"
     if stats_file.is_file():
         stats = json.loads(stats_file.read_text())
-        print(f"cache built from {stats['samples']} samples, {stats['events']} events in {stats['seconds']} s: "
-              f"{stats['samples_per_s']} samples/s, {stats['events_per_s']} events/s")
+        counted = [k for k in ("samples", "events") if k in stats]  # generated images count no events
+        built = ", ".join(f"{stats[k]} {k}" for k in counted)
+        rates = ", ".join(f'{stats[k + "_per_s"]} {k}/s' for k in counted)
+        print(f"cache built from {built} in {stats['seconds']} s: {rates}")
     import torch
 
     torch.set_num_threads(1)  # as in a DataLoader worker: one thread per process

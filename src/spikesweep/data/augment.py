@@ -1,8 +1,8 @@
 """Augmentation recipes as plain config: built from timm's and torchvision's transforms, not hand-written ops.
 
 `dataset.augment` is one node of the `dataset/augment` config group (conf/dataset/augment/*.yaml). Image
-datasets read it as an ImageAugment, frame datasets (DVS) as a FrameAugment; an unknown key fails with its
-name. Mixup/CutMix are batch-level and live in the engine (`trainer.mixup.*`).
+datasets read it as an ImageAugment, frame datasets (DVS) as a FrameAugment, detection datasets as a
+DetectionAugment; an unknown key fails with its name. Mixup/CutMix are batch-level and live in the engine (`trainer.mixup.*`).
 """
 
 import math
@@ -55,7 +55,18 @@ class FrameAugment:
     cutout: float = 0.5  # side of the square cut out, as a fraction of the frame side (at most)
 
 
-A = TypeVar("A", ImageAugment, FrameAugment)
+@dataclass(frozen=True)
+class DetectionAugment:
+    """Train-time transforms of detection images and their boxes (data/coco.py applies them), YOLOv5's:
+    mosaic of four images, then horizontal flip. The defaults change nothing."""
+
+    hflip: float = 0.0
+    mosaic: float = 0.0  # probability that a training sample is a mosaic of four images
+    mosaic_scale: float = 0.5  # the mosaic is zoomed by a factor drawn from [1 - scale, 1 + scale]
+    mosaic_translate: float = 0.1  # and shifted by up to this fraction of the image size, per axis
+
+
+A = TypeVar("A", ImageAugment, FrameAugment, DetectionAugment)
 
 
 def parse(kind: type[A], node: Mapping[str, Any] | None) -> A:
