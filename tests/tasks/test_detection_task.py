@@ -117,5 +117,5 @@ def test_ranks_gathered_equal_one_process_seeing_everything(task):
 
 
 def test_epoch_line(task):
-    line = task.epoch_line({"train_loss": 1.5, "test_map50_95": 0.25, "test_map50": 0.5, "test_loss": 2.0})
-    assert line == "loss 1.5000  test mAP50-95 0.2500  mAP50 0.5000"
+    line = task.epoch_line({"train_loss": 1.5, "test_map50_95": 25.0, "test_map50": 50.0, "test_loss": 2.0})
+    assert line == "loss 1.5000  test mAP50-95 25.00%  mAP50 50.00%"

@@ -104,8 +104,8 @@ class Detection:
         return DetectionMeter(self)
 
     def epoch_line(self, metrics: Mapping[str, float]) -> str:
-        return (f"loss {metrics['train_loss']:.4f}  test mAP50-95 {metrics['test_map50_95']:.4f}"
-                f"  mAP50 {metrics['test_map50']:.4f}")
+        return (f"loss {metrics['train_loss']:.4f}  test mAP50-95 {metrics['test_map50_95']:.2f}%"
+                f"  mAP50 {metrics['test_map50']:.2f}%")
 
 
 @TASKS.register("detection")
