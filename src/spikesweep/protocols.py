@@ -24,7 +24,8 @@ class Sync(Protocol):
 
     def gather(self, obj: Any) -> list[Any]:
         """Every rank's `obj`, in rank order (a one-element list in a single process): for metrics that
-        need the whole split at once, such as mAP."""
+        need the whole split at once, such as mAP. Evaluation shards are strided (rank r of W holds samples
+        r, r+W, r+2W, ... of the split), so interleaving the gathered per-sample lists gives the split's order."""
 
 
 # --- tasks: what is specific to one kind of problem ------------------------------------------------------

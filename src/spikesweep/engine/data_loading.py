@@ -63,7 +63,8 @@ def make_eval_loader(
     data: Dataset, cfg: Mapping[str, Any], dist: DistInfo, device: torch.device,
     collate: Callable[[list[Any]], Any] | None = None,
 ) -> DataLoader:
-    # Shard evaluation without padding so distributed accuracy counts every sample exactly once.
+    # Strided shards without padding: every sample counted exactly once, and interleaving the ranks' per-sample
+    # results restores the split's order (the `Sync.gather` contract that order-sensitive metrics rely on).
     indices = list(range(dist.rank, len(data), dist.world_size)) if cfg["dist_eval"] else None
     return DataLoader(data, batch_size=int(cfg["eval_batch_size"]), sampler=indices, collate_fn=collate,
                       **_loader_options(cfg, device))

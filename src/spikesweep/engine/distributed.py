@@ -68,6 +68,15 @@ def broadcast_flag(flag: bool, info: DistInfo) -> bool:
     return bool(t.item())
 
 
+def share_rank0_buffers(model: torch.nn.Module, info: DistInfo) -> None:
+    """Give every rank rank 0's buffers (BN running statistics). DDP broadcasts them at the start of each
+    training forward, so after the last step every rank holds its own: evaluated as they are, each shard of
+    the test split would see a slightly different model from the one rank 0 checkpoints."""
+    if info.enabled:
+        for buffer in model.buffers():
+            dist.broadcast(buffer.data, src=0)
+
+
 class ProcessGroupSync:
     """The `Sync` a task's meters reduce through: sums and gathers over the job's processes."""
 

@@ -26,7 +26,7 @@ from spikesweep.engine import checkpoint as ckpt
 from spikesweep.engine.bn_fold import fold_batchnorm
 from spikesweep.engine.data_loading import hold_out, make_eval_loader, make_loaders, progress
 from spikesweep.engine.devices import resolve_amp
-from spikesweep.engine.distributed import DistInfo, ProcessGroupSync, broadcast_flag
+from spikesweep.engine.distributed import DistInfo, ProcessGroupSync, broadcast_flag, share_rank0_buffers
 from spikesweep.engine.failures import NonFiniteLossError, worker_deaths_reported
 from spikesweep.engine.optim import build_optimizer, build_scheduler, load_optimizer_state, resolve_lr
 from spikesweep.engine.recompute import enable_block_recompute
@@ -73,10 +73,14 @@ def evaluate(
             meter.update(outputs, targets)
     monitor.remove()
     activity: dict[str, float] = {}
-    spikes, counted = sum(monitor.spike_sums.values()), sum(monitor.spike_counts.values())
+    report = monitor.report()
+    # Over every rank's shard (each rank's report averages its own samples): unconditional, so that a rank
+    # with an empty shard still takes part in the reduction.
+    spikes, counted, energy, sops, samples = sync.sum(torch.tensor(
+        [sum(monitor.spike_sums.values()), sum(monitor.spike_counts.values()), report.energy_mj * report.samples,
+         report.sops * report.samples, report.samples], dtype=torch.float64)).tolist()
     if counted:
-        report = monitor.report()
-        activity = {"firing_rate": spikes / counted, "energy_mj": report.energy_mj, "sops_g": report.sops / 1e9}
+        activity = {"firing_rate": spikes / counted, "energy_mj": energy / samples, "sops_g": sops / samples / 1e9}
     return meter.compute(sync), activity
 
 
@@ -296,6 +300,9 @@ class Engine:
 
     def _end_epoch(self, epoch: int) -> None:
         """Evaluate, pick the best epoch, log, checkpoint."""
+        share_rank0_buffers(self.model, self.dist)  # every rank evaluates the model rank 0 checkpoints
+        if self.ema is not None:
+            share_rank0_buffers(self.ema.module, self.dist)
         metric = self.task.best_metric
         metrics = {"lr": self.optimizer.param_groups[0]["lr"], **self.train_metrics,
                    "samples_per_s": self.samples_seen * self.dist.world_size / self.train_time,

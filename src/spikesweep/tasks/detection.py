@@ -28,6 +28,14 @@ def collate_detection(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[t
     return torch.stack(images), padded
 
 
+def interleave(per_rank: list[list[Any]]) -> list[Any]:
+    """The split's order back from strided shards (rank r holds images r, r+W, ...: see `Sync.gather`).
+    COCO AP breaks score ties by image order, so a sharded evaluation must see the images in the order a
+    single process does to give its number."""
+    longest = max(len(items) for items in per_rank)
+    return [items[i] for i in range(longest) for items in per_rank if i < len(items)]
+
+
 class DetectionMeter:
     """Training: sums the loss it is given. Evaluation (no loss given): computes the loss and keeps each
     image's detections and ground truth, to run the COCO evaluator once over every rank's images."""
@@ -53,8 +61,7 @@ class DetectionMeter:
         loss_sum, samples = sum(p[0] for p in parts), sum(p[1] for p in parts)
         metrics = {"loss": loss_sum / max(samples, 1)}
         if any(p[2] for p in parts):
-            gt = [g for p in parts for g in p[2]]
-            det = [d for p in parts for d in p[3]]
+            gt, det = interleave([p[2] for p in parts]), interleave([p[3] for p in parts])
             map50_95, map50 = coco_map(*coco_inputs(gt, det, self.task.num_classes))
             metrics |= {"map50_95": 100 * map50_95, "map50": 100 * map50}  # points, as top-1 and the reports
         return metrics
