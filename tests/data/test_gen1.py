@@ -101,6 +101,8 @@ def test_binning_puts_each_event_in_its_step_bin_channel_and_pixel():
     assert frames.sum() == 6
     for where, count in expected.items():
         assert frames[where] == count, where
+    on_canvas = bin_events(events, 1000, 100_000, 5, 2, 304, 240, canvas=(256, 320))
+    assert on_canvas.shape == (5, 4, 256, 320) and np.array_equal(on_canvas[..., :240, :304], frames)
 
 
 def test_one_sample_per_labelled_timestamp_with_its_window(gen1_dir):

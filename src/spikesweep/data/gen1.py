@@ -170,9 +170,10 @@ def index_split(folder: Path, width: int, height: int, num_classes: int, keep: B
                       np.array(rows, dtype=np.float32).reshape(-1, 6), np.array(offsets, dtype=np.int64))
 
 
-def bin_events(events: np.ndarray, t0: int, window_us: int, T: int, time_bins: int, width: int,
-               height: int) -> np.ndarray:
-    """Events (t, x, y, p) in [t0, t0 + window_us) -> counts [T, 2 * time_bins, height, width] float32.
+def bin_events(events: np.ndarray, t0: int, window_us: int, T: int, time_bins: int, width: int, height: int,
+               canvas: tuple[int, int] | None = None) -> np.ndarray:
+    """Events (t, x, y, p) in [t0, t0 + window_us) -> counts [T, 2 * time_bins, H, W] float32, where (H, W) is
+    `canvas` (the sensor in its top-left corner, the rest empty: padding without a copy) or the sensor.
 
     SFOD's tensor: the window splits into T steps, each step into time_bins bins; a step's channels are
     the OFF bins latest first, then the ON bins earliest first (with 2 bins: OFF b1, OFF b0, ON b0, ON b1),
@@ -187,10 +188,10 @@ def bin_events(events: np.ndarray, t0: int, window_us: int, T: int, time_bins: i
     channel = np.where(events["p"][inside] > 0, time_bins + b, time_bins - 1 - b)
     x = np.minimum(events["x"][inside].astype(np.int64), width - 1)
     y = np.minimum(events["y"][inside].astype(np.int64), height - 1)
-    channels = 2 * time_bins
-    flat = ((step * channels + channel) * height + y) * width + x
-    counts = np.bincount(flat, minlength=T * channels * height * width)
-    return counts.reshape(T, channels, height, width).astype(np.float32)
+    channels, (rows, cols) = 2 * time_bins, canvas or (height, width)
+    flat = ((step * channels + channel) * rows + y) * cols + x
+    counts = np.bincount(flat, minlength=T * channels * rows * cols)
+    return counts.reshape(T, channels, rows, cols).astype(np.float32)
 
 
 def padded(side: int, multiple: int) -> int:
@@ -211,22 +212,17 @@ class EventDetection(Dataset):
     def __len__(self) -> int:
         return len(self.index.ts)
 
-    def frames(self, i: int) -> np.ndarray:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         recording = self.index.recordings[self.index.recording[i]]
         t = int(self.index.ts[i])
         events = DatFile(recording.events, recording.header).window(t - self.window_us, t)
-        return bin_events(events, t - self.window_us, self.window_us, self.T, self.time_bins, self.width,
-                          self.height)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        frames = self.frames(i)
         boxes = self.index.boxes[self.index.offsets[i]:self.index.offsets[i + 1]].copy()
-        if self.augment.hflip > 0 and random.random() < self.augment.hflip:
-            frames = frames[..., ::-1]
+        if self.augment.hflip > 0 and random.random() < self.augment.hflip:  # mirror events, not pixels
+            events["x"] = self.width - 1 - np.minimum(events["x"], self.width - 1)
             boxes[:, 1], boxes[:, 3] = self.width - boxes[:, 3], self.width - boxes[:, 1]
-        out = np.zeros(self.shape, dtype=np.float32)
-        out[..., : self.height, : self.width] = frames
-        return torch.from_numpy(out), torch.from_numpy(boxes)
+        frames = bin_events(events, t - self.window_us, self.window_us, self.T, self.time_bins, self.width,
+                            self.height, self.shape[2:])
+        return torch.from_numpy(frames), torch.from_numpy(boxes)
 
 
 def load_event_detection(

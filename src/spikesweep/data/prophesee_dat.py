@@ -9,6 +9,7 @@ Gen1 holds ~750 GB of events, so nothing here reads a whole file: `DatFile` pars
 events and finds a time window with a binary search on the (sorted) timestamps, touching a few pages.
 """
 
+import bisect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +99,9 @@ class DatFile:
     def window(self, t0: int, t1: int) -> np.ndarray:
         raw = self.raw()
         times = raw["t"]
-        lo, hi = np.searchsorted(times, [max(t0, 0), max(t1, 0)], side="left")
+        # bisect reads ~log2(n) timestamps; np.searchsorted would first copy the strided field whole
+        lo = bisect.bisect_left(times, t0)
+        hi = bisect.bisect_left(times, t1, lo=lo)
         return decode(np.asarray(raw[lo:hi]))
 
     def read(self) -> np.ndarray:
