@@ -186,3 +186,49 @@ def make_coco(data_dir: Path, name: str = "coco") -> Path:
         instances = {"images": images, "annotations": annotations, "categories": COCO_CATEGORIES}
         (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(instances))
     return root
+
+
+# Gen1 (Prophesee automotive) detection: <split>/<name>_td.dat + <name>_bbox.npy. The .dat bytes are packed here
+# with struct, independently of the loader's writer. Each recording holds one event per millisecond from 0 to
+# 599 ms whose x, y, p follow from its time (gen1_event), so a test can say which events a window holds.
+GEN1_BOX_DTYPE = np.dtype([("ts", "<u8"), ("x", "<f4"), ("y", "<f4"), ("w", "<f4"), ("h", "<f4"), ("class_id", "u1"),
+                           ("confidence", "<f4"), ("track_id", "<u4")])  # as Gen1's files store them
+GEN1_BOXES = [  # (ts us, x, y, w, h, class_id, track_id)
+    (50_000, 10, 10, 60, 40, 0, 1),  # inside the first 0.1 s: skipped by the evaluation filter
+    (200_000, 12, 11, 50, 30, 0, 1),  # track 1 twice at one time: only its last row is kept
+    (200_000, 10, 10, 60, 40, 0, 1),
+    (200_000, 100, 50, 25, 50, 1, 2),  # a pedestrian
+    (200_000, 200, 100, 15, 15, 0, 3),  # diagonal 21 px, side 15: dropped from the test split
+    (400_000, -5, 200, 60, 60, 0, 4),  # partly outside the sensor: clipped to (0, 200, 55, 240)
+    (500_000, 150, 100, 25, 15, 1, 5),  # its only box has a side of 15: an empty test sample
+]
+
+
+def gen1_event(t_ms: int) -> tuple[int, int, int, int]:
+    """The fixture's event at millisecond t_ms: (t us, x, y, p)."""
+    return t_ms * 1000, (t_ms * 7) % 304, (t_ms * 3) % 240, t_ms % 2
+
+
+def gen1_dat_bytes(events: list[tuple[int, int, int, int]], width: int = 304, height: int = 240) -> bytes:
+    """A .dat file's bytes: '% ' header lines, the type (0) and size (8) bytes, then <u4 t, <u4 x|y<<14|p<<28."""
+    header = f"% Data file containing Event2D events.\n% Version 2\n% Height {height}\n% Width {width}\n".encode()
+    body = b"".join(struct.pack("<II", t, x | (y << 14) | (p << 28)) for t, x, y, p in events)
+    return header + bytes([0, 8]) + body
+
+
+def gen1_boxes(rows: list[tuple[int, ...]]) -> np.ndarray:
+    out = np.zeros(len(rows), dtype=GEN1_BOX_DTYPE)
+    for i, (ts, x, y, w, h, class_id, track_id) in enumerate(rows):
+        out[i] = (ts, x, y, w, h, class_id, 1.0, track_id)
+    return out
+
+
+def make_gen1(data_dir: Path, recordings: int = 2, name: str = "gen1") -> Path:
+    """data_dir/<name>/{train,val,test}/rec<i>_td.dat + rec<i>_bbox.npy, each recording with GEN1_BOXES."""
+    root = Path(data_dir) / name
+    for split in ("train", "val", "test"):
+        (root / split).mkdir(parents=True, exist_ok=True)
+        for i in range(recordings):
+            (root / split / f"rec{i}_td.dat").write_bytes(gen1_dat_bytes([gen1_event(t) for t in range(600)]))
+            np.save(root / split / f"rec{i}_bbox.npy", gen1_boxes(GEN1_BOXES))
+    return root

@@ -25,7 +25,7 @@ def test_config_states_classes_shape_and_time(name):
     cfg = compose(f"dataset={name}")
     assert cfg.dataset.name == PRESETS.get(name, name)
     assert cfg.dataset.num_classes >= 2 and cfg.dataset.T >= 1 and len(cfg.dataset.input_shape) in (1, 3)
-    if name not in ("digits", "cifar10_dvs", "dvs128_gesture", "shd", "ssc"):  # events are raw counts
+    if name not in ("digits", "cifar10_dvs", "dvs128_gesture", "shd", "ssc", "gen1", "detect_events"):  # raw counts
         assert len(cfg.dataset.mean) == len(cfg.dataset.std)
 
 
@@ -52,7 +52,7 @@ def test_dataset_meta_fits_the_general_models(name, model):
         return
     if max(shape) > 64:
         shape = shape[:1] + (16, 16) if len(shape) == 3 else shape  # keep the CPU test cheap
-    temporal = name in ("cifar10_dvs", "dvs128_gesture", "shd", "ssc", "seq_cifar10", "seq_cifar100")
+    temporal = cfg.dataset.temporal
     meta = DatasetMeta(cfg.dataset.num_classes, shape, 2, temporal)
     net = build_model(cfg.model, neuron, meta)
     x = torch.rand(2, 2, *shape) if temporal else torch.rand(2, *shape)
