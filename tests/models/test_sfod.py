@@ -84,11 +84,14 @@ def test_output_rows_are_map_row_column_prior():
         ({"halvings": [["up"]] * 6}, "the maps' halvings are"),
         ({"min_ratio": 0.9}, "0 < min_ratio < max_ratio"),
         ({"norm": "layer"}, "unknown norm"),
+        ({"meta": DatasetMeta(num_classes=2, input_shape=(4, 28, 64), time_steps=2, temporal=True)}, "at least 29 px"),
     ],
 )
 def test_a_config_the_model_cannot_honour_is_refused_in_one_line(cfg, message):
+    cfg = dict(cfg)
+    meta = cfg.pop("meta", EVENTS)
     with pytest.raises(ValueError, match=re.escape(message)) as err:
-        build("sfod_tiny", EVENTS, **cfg)
+        build("sfod_tiny", meta, **cfg)
     assert "\n" not in str(err.value)
 
 
@@ -117,3 +120,27 @@ def test_config_brings_plif_and_the_prior_geometry(model):
     cfg = compose(f"model={model}")
     assert (cfg.neuron.name, cfg.surrogate.name, cfg.surrogate.alpha) == ("plif", "sigmoid", 4.0)
     assert [len(r) for r in cfg.model.aspect_ratios] == [1, 2, 2, 2, 1, 1] and cfg.model.max_ratio == 0.8
+
+
+def _recipe_values(cfg) -> tuple:
+    return (cfg.model.name, cfg.neuron.name, cfg.task.name, cfg.optimizer.name, cfg.optimizer.lr,
+            cfg.optimizer.weight_decay, cfg.scheduler.name, cfg.scheduler.min_lr, cfg.trainer.epochs,
+            cfg.trainer.batch_size, cfg.trainer.grad_clip, cfg.dataset.T, cfg.task.min_box_diagonal, cfg.task.min_box_side)
+
+
+SFOD_GEN1 = ("sfod_densenet121_16", "plif", "ssd_detection", "adamw", 1e-3, 1e-4, "cosine", 1e-5, 50, 16, 1.0, 5, 30, 20)
+
+
+def test_recipe_has_the_surveys_values():
+    """Composed with its own gen1 dataset (skipped, naming it, while gen1 is on another branch)."""
+    from tests.models.helpers import compose_recipe
+
+    assert _recipe_values(compose_recipe("sfod_gen1")) == SFOD_GEN1
+
+
+def test_recipe_composes_on_another_event_set():
+    """The recipe's values hold whatever dataset the command line gives it."""
+    from tests.conftest import compose
+
+    cfg = compose("recipe=sfod_gen1", "dataset=cifar10_dvs")
+    assert _recipe_values(cfg) == SFOD_GEN1 and cfg.task.halvings[0] == ["up", "up", "down"]

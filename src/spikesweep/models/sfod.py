@@ -169,6 +169,9 @@ def _build(
     check_norm(name, norm)
     if len(meta.input_shape) != 3:
         raise ValueError(f"{name} needs image-shaped input (C, H, W), the dataset gives {meta.input_shape}")
+    if min((side + 3) // 4 // 8 for side in meta.input_shape[1:]) < 1:  # the third map: ceil(/4), then three floor(/2)
+        raise ValueError(f"{name} downsamples by 32 before its third map: input sides must be at least 29 px, "
+                         f"got {meta.input_shape[1]}x{meta.input_shape[2]}")
     if len(aspect_ratios) != len(HALVINGS):
         raise ValueError(f"{name}: {len(HALVINGS)} detection maps need {len(HALVINGS)} aspect-ratio lists, "
                          f"got {len(aspect_ratios)}")
