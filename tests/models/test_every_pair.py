@@ -23,6 +23,11 @@ METAS = (
 SHRINK = {"sdtv3": {"depths": [1, 1, 1, 1], "mlp_ratio": 1}, "spikingformer": {"mlp_ratio": 1}}
 # (model, neuron) -> the one-line refusal expected. Empty: every pair works today.
 REFUSED: dict[tuple[str, str], str] = {}
+# Models that cannot train at these sizes for a reason that is not the neuron's: SFOD's 121-layer DenseNets
+# reach 1x1 maps where each pre-conv BatchNorm sees T x B = 4 values per channel, mostly equal spikes, and
+# scales gradients by up to 1/sqrt(eps) ~ 300 per layer until they overflow (upstream's network alike; on Gen1's
+# 240x304 the smallest map is 1x2, 160 values at T=5, batch 16). sfod_tiny, the same code, stands in for them here.
+STAND_INS = {"sfod_densenet121_16": "sfod_tiny", "sfod_densenet121_24": "sfod_tiny"}
 
 
 @pytest.fixture(autouse=True)
@@ -59,6 +64,8 @@ def _input(meta: DatasetMeta) -> torch.Tensor:
 @pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS.names())
 def test_every_neuron_trains_in_this_model(model):
+    if model in STAND_INS:
+        pytest.skip(f"{model}: degenerate at the tiny sizes; {STAND_INS[model]} covers its code")
     meta = _meta(model)
     x = _input(meta)
     surrogate = build_surrogate({"name": "atan"})
@@ -79,8 +86,8 @@ def test_every_neuron_trains_in_this_model(model):
             continue
         if expected is not None:
             failures.append(f"{neuron}: trained, but REFUSED expects '{expected}'")
-        elif logits.dim() == 4 and (logits.shape[1], logits.shape[-1]) != (BATCH, 5 + meta.num_classes):
-            failures.append(f"{neuron}: detections {tuple(logits.shape)}")  # [T, B, P, 5 + K]
+        elif logits.dim() == 4 and (logits.shape[1] != BATCH or logits.shape[-1] - meta.num_classes not in (4, 5)):
+            failures.append(f"{neuron}: detections {tuple(logits.shape)}")  # [T, B, P, 5 + K] YOLO, 4 + K SSD
         elif logits.dim() != 4 and logits.shape[1:] != (BATCH, meta.num_classes):  # [T, B, K], or [1, B, K]
             failures.append(f"{neuron}: logits {tuple(logits.shape)}")
     assert not failures, f"{model}: " + "; ".join(failures)

@@ -7,7 +7,7 @@ model's config (conf/task/detection.yaml reads them there).
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -36,24 +36,41 @@ def interleave(per_rank: list[list[Any]]) -> list[Any]:
     return [items[i] for i in range(longest) for items in per_rank if i < len(items)]
 
 
+class BoxTask(Protocol):
+    """What DetectionMeter asks of a detection task (the YOLO one here, the SSD one in ssd_detection.py)."""
+
+    num_classes: int
+    #: True when `loss` is a batch's mean per image (SSD's, normalised by the batch's matched priors); False
+    #: when it sums the batch's images (YOLOv5's, times the batch size)
+    loss_is_batch_mean: bool
+
+    def loss(self, outputs: torch.Tensor, loss_targets: torch.Tensor) -> torch.Tensor: ...
+
+    def detect(self, outputs: torch.Tensor) -> list[torch.Tensor]:
+        """Per image [n, 6] (x1, y1, x2, y2, score, class)."""
+
+    def ground_truth(self, targets: torch.Tensor) -> list[torch.Tensor]:
+        """Per image the [m, 6] target rows the detections are evaluated against."""
+
+
 class DetectionMeter:
     """Training: sums the loss it is given. Evaluation (no loss given): computes the loss and keeps each
     image's detections and ground truth, to run the COCO evaluator once over every rank's images."""
 
-    def __init__(self, task: "Detection") -> None:
+    def __init__(self, task: BoxTask) -> None:
         self.task = task
         self.loss_sum, self.samples = 0.0, 0
         self.ground_truth: list[torch.Tensor] = []  # per image [m, 6] (class, x1, y1, x2, y2, iscrowd)
         self.detections: list[torch.Tensor] = []  # per image [n, 6] (x1, y1, x2, y2, score, class)
 
     def update(self, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor | None = None) -> None:
-        """`loss` is a batch's loss as `Detection.loss` returns it: a sum over the batch's images."""
+        """`loss` is a batch's loss as the task's `loss` returns it (a sum or a mean over the batch's images)."""
         if loss is None:
             loss = self.task.loss(outputs, targets)
             found = self.task.detect(outputs)
             self.detections += [d.cpu() for d in found]
-            self.ground_truth += [t[t[:, 0] >= 0].float().cpu() for t in targets]
-        self.loss_sum += loss.item()
+            self.ground_truth += [t.cpu() for t in self.task.ground_truth(targets)]
+        self.loss_sum += loss.item() * (len(outputs) if self.task.loss_is_batch_mean else 1)
         self.samples += len(outputs)
 
     def compute(self, sync: Sync) -> dict[str, float]:
@@ -80,6 +97,7 @@ class Detection:
     best_metric = "map50_95"
     higher_is_better = True
     report_columns = ("test_map50_95", "test_map50", "test_loss")
+    loss_is_batch_mean = False  # YOLOv5's loss is the batch's sum
 
     def __init__(self, layout: HeadLayout, num_classes: int, criterion: YoloLoss, conf_threshold: float,
                  iou_threshold: float, max_detections: int) -> None:
@@ -106,6 +124,10 @@ class Detection:
     def detect(self, outputs: torch.Tensor) -> list[torch.Tensor]:
         """Per image [n, 6] (x1, y1, x2, y2, score, class) after NMS."""
         return detect(outputs, self.layout, self.conf_threshold, self.iou_threshold, self.max_detections)
+
+    def ground_truth(self, targets: torch.Tensor) -> list[torch.Tensor]:
+        """Every real box (padding rows dropped)."""
+        return [t[t[:, 0] >= 0].float() for t in targets]
 
     def meter(self) -> DetectionMeter:
         return DetectionMeter(self)
