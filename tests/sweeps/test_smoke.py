@@ -45,6 +45,7 @@ CASES = {
     "stdbp_ann2snn": ("method.time_steps=2",),
     "stdbp_tau": ("dataset.T=2",),
     "stdbp_stdp_tau": ("dataset.T=2",),
+    "survey_gen1_neurons": ("dataset.T=1",),
     "survey_coco_neurons": ("dataset.train_split=train", "dataset.test_split=val", "dataset.image_size=64", "dataset.num_classes=3",
                             "dataset.T=1"),
 }
@@ -59,6 +60,7 @@ def data_dir(tmp_path_factory) -> Path:
     fixtures.make_cifar10_dvs(root)
     fixtures.make_imagenet(root, list(SUBSETS["imagenette10"]))
     fixtures.make_coco(root)
+    fixtures.make_gen1(root)
     return root
 
 
