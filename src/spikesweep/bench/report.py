@@ -50,7 +50,9 @@ def regressions(rows: list[dict], baseline: Path, min_ms: float = 5.0) -> list[s
 
 
 def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = None) -> str:
+    from spikesweep.bench.coco_eval import bench_coco_eval
     from spikesweep.bench.data import bench_datasets
+    from spikesweep.bench.detect_demo import bench_detect_demo
     from spikesweep.bench.dispatch import bench_dispatch
     from spikesweep.bench.model import bench_paper_models
     from spikesweep.bench.neuron import available_backends, bench_neuron, plot
@@ -61,6 +63,8 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
     backends = backends or (("torch", "psn") if quick else available_backends())
     neuron, stdp = bench_neuron(quick, backends), bench_stdp(quick)
     models = [] if quick else bench_paper_models()
+    evaluators = bench_coco_eval(200 if quick else 1000)
+    detect_demo = [] if quick else bench_detect_demo()
     loaders, absent = bench_datasets(3 if quick else 20)
     startup, dispatch = bench_startup(repeats=2 if quick else 5), bench_dispatch(100)
     name = "neuron-quick.csv" if quick else "neuron.csv"
@@ -71,6 +75,7 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
         plot(neuron, bench_dir / "neuron.png")
         write_csv(stdp, bench_dir / "stdp.csv")
         write_csv(models, bench_dir / "models.csv")
+        write_csv(detect_demo, bench_dir / "detect_demo.csv")
     write_csv(startup, bench_dir / "startup.csv")
     write_csv(dispatch, bench_dir / "dispatch.csv")
     write_csv(loaders, bench_dir / "data.csv")
@@ -105,6 +110,11 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
         "Each dataset present under `paths.data_dir` (not here: " + (", ".join(absent) or "none") + "): "
         "samples/s of the real train loader (2 workers, its augmentation) against samples/s of a small "
         "model's train step on this device; `ratio` >= 2 means the loader will not limit training.",
+        "## 6. Detection",
+        markdown(evaluators),
+        "One COCO evaluation of synthetic detections (tasks/coco_metrics.py) by pycocotools, the reference, and "
+        "by faster-coco-eval, which task=detection uses: same numbers, `speedup` against pycocotools.",
+        markdown(detect_demo) if detect_demo else "The detection demo's training: full report only (minutes).",
         "Other models, whole-model compile and bf16 (section 2), and other loader settings (section 5) are "
         "measured per model and dataset: `spikesweep bench model model=spikingformer_4_384 dataset=cifar10 "
         "--compile` and `spikesweep bench data dataset=cifar10_dvs trainer.num_workers=8`.",

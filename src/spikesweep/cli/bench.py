@@ -15,7 +15,7 @@ BENCHES = {
     "status": "`status` and the `--resume` plan on a synthetic N-job sweep (target: under 1 s for 1,000)",
     "data": "loader samples/s vs the train step's (dataset=NAME [overrides...] [--batches N])",
     "model": "train-step samples/s, memory and neuron/conv time split vs. spikingjelly's eager LIFNode",
-    "coco": "task=detection's COCO evaluator (pycocotools) vs. faster-coco-eval on synthetic detections",
+    "coco": "the COCO evaluators on synthetic detections: pycocotools (reference) vs. faster-coco-eval (task=detection's)",
 }
 
 
