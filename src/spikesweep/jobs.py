@@ -47,7 +47,7 @@ def bench_cell(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str
 def hydra_main(cfg: DictConfig) -> str:
     """In a sweep a failed job is recorded and the sweep goes on; a single run exits non-zero."""
     from spikesweep.crash import crash_line, interrupted
-    from spikesweep.engine.preemption import Preemption
+    from spikesweep.engine.preemption import Interruption, Preemption
     from spikesweep.engine.resume_policy import ResumeRefused
     from spikesweep.job_failure import discard_if_new, log_to_file_only, record_failed_job
 
@@ -61,10 +61,14 @@ def hydra_main(cfg: DictConfig) -> str:
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     try:
-        with preemption:
+        with preemption, Interruption() as interruption:
             if cfg.get("job") == "bench_neuron":
                 return bench_cell(cfg, run_dir, list(hc.overrides.task))["status"]
-            status = train(cfg, run_dir, list(hc.overrides.task), preemption.requested)["status"]
+
+            def stop() -> bool:  # asked after every optimizer step
+                return interruption.pending() or preemption.requested()
+
+            status = train(cfg, run_dir, list(hc.overrides.task), stop)["status"]
     except (RunError, ConfigError) as err:
         if hc.mode == RunMode.MULTIRUN:
             log.error("job %s failed: %s", hc.job.num, err)

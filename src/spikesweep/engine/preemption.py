@@ -63,3 +63,36 @@ class Preemption:
             log.info("handing %s to the job's own handler (requeue)", self.signum.name)
             self._held_back(self.signum, None)  # submitit's rank 0 requeues and exits; other ranks return
         raise SystemExit(EX_TEMPFAIL)
+
+
+class Interruption:
+    """Ctrl-C raises KeyboardInterrupt wherever the main thread is, as Python's own handler does, and is also
+    remembered: `pending()`, asked after every optimizer step, raises it again. A KeyboardInterrupt that
+    something between the steps swallows (seen once in CI: a run went on to finish after its SIGINT) is then
+    not lost, and the run still ends as interrupted."""
+
+    def __init__(self) -> None:
+        self._pending = False
+        self._held_back: Any = signal.default_int_handler
+        self._installed = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        self._pending = True
+        raise KeyboardInterrupt
+
+    def pending(self) -> bool:
+        if self._pending:
+            raise KeyboardInterrupt
+        return False
+
+    def __enter__(self) -> "Interruption":
+        if threading.current_thread() is threading.main_thread():
+            self._held_back = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._held_back)
+            self._installed = False
