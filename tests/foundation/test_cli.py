@@ -34,6 +34,7 @@ def test_demo_sweep_runs_every_job_and_compares(tmp_path):
     assert {r["overrides"] for r in rows} == {
         f"surrogate={s} seed={seed}" for s in ("sigmoid", "atan", "piecewise_quadratic") for seed in (0, 1)
     }
+    assert all(0 < float(r["activation_sparsity"]) < 1 and float(r["effective_acs_m"]) > 0 for r in rows)
 
 
 def test_dry_run_lists_jobs_without_running(tmp_path):

@@ -29,6 +29,10 @@ def test_integer_spikes_cost_one_accumulate_per_event(first_out, events):
     assert report.mac_flops == 4 * 3  # the first layer reads real values
     assert report.sops == events * 2  # each event reaches both outputs of the second layer
     assert report.energy_mj == pytest.approx((E_MAC_PJ * 12 + E_AC_PJ * events * 2) * 1e-9)
+    # NeuroBench's rule: values k/Norm are not in {-1, 0, 1}, so the second layer's are MACs too, one per
+    # non-zero input and weight (2 of the 3 neurons fire; the silent one's first-layer weights are all zero)
+    # and the bias is no operation
+    assert (report.effective_macs, report.effective_acs, report.dense_macs) == (4 * 2 + 2 * 2, 0, 12 + 3 * 2)
 
 
 def test_binary_spikes_after_a_pool_still_count_as_spikes():
@@ -59,3 +63,44 @@ def test_info_subcommand_prints_one_table(capsys):
         assert f"| {column} |" in out
     assert main(["info", "model=sdtv3_t", "dataset=digits"]) == 2  # 8x8 digits cannot be downsampled by 16
     assert "multiple of 16" in capsys.readouterr().err
+
+
+def test_hardware_metrics_match_the_neurobench_package():
+    """Our hooks' footprint, sparsities and operations equal NeuroBench's own metrics on one model and batch."""
+    pytest.importorskip("neurobench")
+    from neurobench.metrics.static import ConnectionSparsity, Footprint
+    from neurobench.metrics.workload import ActivationSparsity, SynapticOperations
+    from neurobench.models import TorchModel
+
+    from spikesweep.spiking import is_spiking_neuron, reset_states
+
+    torch.manual_seed(0)
+    model = build_model({"name": "small_cnn"}, lif(v_threshold=0.1), meta(10, (1, 8, 8), 4)).eval()
+    with torch.no_grad():  # pruned convs, so that zero weights must be skipped and connection sparsity is not 0
+        for conv in (model.features[0], model.features[3]):
+            conv.weight.masked_fill_(torch.rand_like(conv.weight) < 0.3, 0)
+    x, y = torch.randint(0, 17, (6, 1, 8, 8)) / 16, torch.randint(0, 10, (6,))  # digits: 0..16, many zeros
+
+    monitor = EnergyMonitor(model)
+    with torch.no_grad():
+        model(x)
+    reset_states(model)
+    monitor.remove()
+    ours = monitor.report()
+
+    bench = TorchModel(model)
+    for neuron in {type(m) for m in model.modules() if is_spiking_neuron(m)}:
+        bench.add_activation_module(neuron)  # NeuroBench finds activation layers by type
+    bench.register_hooks()
+    with torch.no_grad():
+        preds = bench(x)
+    ops = SynapticOperations()(bench, preds, (x, y))  # per sample, biases left out
+
+    assert ours.footprint_bytes == Footprint()(bench)
+    assert ours.connection_sparsity == pytest.approx(ConnectionSparsity()(bench), abs=5e-5)  # theirs: 4 decimals
+    assert ours.activation_sparsity == pytest.approx(ActivationSparsity()(bench, preds, (x, y)), rel=1e-12)
+    assert ours.dense_macs == ops["Dense"]
+    assert ours.effective_macs == pytest.approx(ops["Effective_MACs"], rel=1e-12)  # the stem reads the image
+    assert ours.effective_acs == pytest.approx(ops["Effective_ACs"], rel=1e-12)
+    assert 0.1 < ours.connection_sparsity < 0.3 and 0.5 < ours.activation_sparsity < 0.95 and ours.effective_acs > 0
+    assert ours.dense_macs < ours.dense_flops  # the 3x3 convs' zero padding: counted by dense_flops only

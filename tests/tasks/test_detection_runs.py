@@ -80,5 +80,6 @@ def test_two_gloo_processes_evaluate_detection_like_one(tmp_path):
     assert summary["status"] == "completed" and summary["final"]["test_map50"] > 0
     single = train(compose(*SMALL, "trainer.eval_only=true", f"paths.cache_dir={cache}",
                            f"ckpt={tmp_path / 'ddp' / 'checkpoints' / 'last.pt'}"), tmp_path / "eval", [])
-    for key in ("test_map50_95", "test_map50", "test_loss", "firing_rate"):
+    for key in ("test_map50_95", "test_map50", "test_loss", "firing_rate", "activation_sparsity",
+                "dense_macs", "effective_macs", "effective_acs", "footprint_bytes"):
         assert single["final"][key] == pytest.approx(summary["final"][key], rel=1e-5), key

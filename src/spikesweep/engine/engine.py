@@ -53,7 +53,8 @@ def evaluate(
     fold_bn: bool = False,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """The task's metrics (keys without split prefix) over the whole split, all ranks combined, and the
-    spiking activity: mean firing rate, energy and synaptic operations per sample.
+    spiking activity: mean firing rate, energy and synaptic operations per sample, and NeuroBench's hardware
+    metrics (footprint, connection and activation sparsity, dense and effective MACs/ACs per sample).
 
     Firing rate and energy are measured on this process's shard (the model is the same on every rank).
     With `fold_bn` a copy with BatchNorms folded into the layers before them is evaluated (same outputs, less
@@ -76,11 +77,19 @@ def evaluate(
     report = monitor.report()
     # Over every rank's shard (each rank's report averages its own samples): unconditional, so that a rank
     # with an empty shard still takes part in the reduction.
-    spikes, counted, energy, sops, samples = sync.sum(torch.tensor(
+    spikes, counted, energy, sops, samples, nonzero, dense, eff_macs, eff_acs = sync.sum(torch.tensor(
         [sum(monitor.spike_sums.values()), sum(monitor.spike_counts.values()), report.energy_mj * report.samples,
-         report.sops * report.samples, report.samples], dtype=torch.float64)).tolist()
+         report.sops * report.samples, report.samples, sum(monitor.nonzero.values()),
+         report.dense_macs * report.samples, report.effective_macs * report.samples,
+         report.effective_acs * report.samples], dtype=torch.float64)).tolist()
     if counted:
-        activity = {"firing_rate": spikes / counted, "energy_mj": energy / samples, "sops_g": sops / samples / 1e9}
+        activity = {"firing_rate": spikes / counted, "energy_mj": energy / samples, "sops_g": sops / samples / 1e9,
+                    "activation_sparsity": 1 - nonzero / counted}
+    if samples:  # NeuroBench's (metrics/energy.py): footprint and weights are the same on every rank
+        activity |= {"footprint_bytes": report.footprint_bytes, "dense_macs": dense / samples,
+                     "effective_macs": eff_macs / samples, "effective_acs": eff_acs / samples}
+        if report.connection_sparsity is not None:
+            activity["connection_sparsity"] = report.connection_sparsity
     return meter.compute(sync), activity
 
 

@@ -12,6 +12,18 @@ k binary spikes would. A neuron tells the value of one event through an optional
 (a float, or a tensor broadcastable to its output, e.g. 1/Norm); without it one event is worth 1, which
 is exact for binary neurons. Counts are what the model runs: a static image repeated T times pays its
 first layer T times. Attention's spike-matrix products are not counted (conv/linear only).
+
+The same hooks also give NeuroBench's hardware metrics (Yik et al. 2025, the `neurobench` package's
+definitions, which tests/models/test_energy.py checks against the package on one model and batch):
+- footprint: bytes of parameters and buffers of the network evaluated;
+- connection sparsity: the fraction of zero weights in Linear and Conv1d/2d/3d layers (biases left out);
+- activation sparsity: the fraction of zero outputs of the spiking neurons, over every time step and sample
+  (ANN activations such as ReLU are not hooked);
+- synaptic operations per sample, biases left out, in Linear and Conv1d/2d/3d layers: dense = every
+  weight-input pair a layer multiplies, zero padding excluded (so below `dense_flops`, which counts padded
+  positions too); effective = the pairs whose input and weight are both non-zero, counted as ACs when the
+  layer's input is all in {-1, 0, 1} (binary spikes) and as MACs otherwise. NeuroBench's rule, so integer
+  spikes (MultiSpike) count as MACs here, once per non-zero input, while `sops` counts k events for them.
 """
 
 from collections import defaultdict
@@ -24,6 +36,29 @@ from spikesweep.spiking import is_spiking_neuron
 
 E_MAC_PJ = 4.6  # 45 nm, 32-bit float multiply-accumulate (Horowitz 2014), as every Spikformer-family paper
 E_AC_PJ = 0.9  # 45 nm, 32-bit float accumulate
+
+
+#: The layers NeuroBench counts operations and connection sparsity of (its STATELESS_LAYERS).
+NEUROBENCH_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def fan_out(module: nn.Module, item_shape: tuple[int, ...]) -> tuple[torch.Tensor, float]:
+    """For one sample-step of input (`[in_features]` or `[C, *spatial]`): how many non-zero weights read each
+    input element, and how many weight-input pairs the layer multiplies in all (zero padding excluded).
+
+    This is what NeuroBench gets by running a copy of the layer with binarised weights (and all-ones inputs for
+    the dense count), computed once per layer and input shape: the effective operations of a batch are then
+    the non-zero inputs weighted by their fan-out, one pass over the input.
+    """
+    weight = module.weight.detach()
+    if isinstance(module, nn.Linear):
+        return (weight != 0).sum(0).to(torch.float64), float(weight.numel())
+    with torch.inference_mode(False), torch.enable_grad(), torch.autocast(weight.device.type, enabled=False):
+        ones = torch.ones((1, *item_shape), dtype=torch.float64, device=weight.device, requires_grad=True)
+        nonzero = (weight != 0).to(torch.float64)
+        module._conv_forward(ones, nonzero, None).sum().backward()  # d(sum of outputs)/d(input) = fan-out
+        dense = float(module._conv_forward(ones.detach(), torch.ones_like(nonzero), None).sum())
+    return ones.grad[0], dense
 
 
 def layer_macs(module: nn.Module, output: torch.Tensor) -> int:
@@ -44,6 +79,9 @@ class LayerOps:
     spike_input: bool = True  # False once any call read real values
     inputs: float = 0.0
     events: float = 0.0
+    dense_ops: float = 0.0  # NeuroBench's dense count (padding excluded)
+    effective_macs: float = 0.0  # non-zero input x non-zero weight pairs, input not spikes
+    effective_acs: float = 0.0  # the same, input spikes in {-1, 0, 1}
 
 
 @dataclass
@@ -56,6 +94,23 @@ class EnergyReport:
     dense_flops: float  # all MACs as if the network were an ANN, per sample
     firing_rates: dict[str, float] = field(default_factory=dict)
     layer_sops: dict[str, float] = field(default_factory=dict)
+    # NeuroBench's metrics (module docstring); the operations per sample
+    footprint_bytes: int = 0
+    connection_sparsity: float | None = None  # None without Linear/Conv layers
+    activation_sparsity: float | None = None  # None without spiking neurons
+    dense_macs: float = 0.0
+    effective_macs: float = 0.0
+    effective_acs: float = 0.0
+
+    def neurobench(self) -> dict[str, float]:
+        """NeuroBench's static and workload metrics, under the keys a run logs them by."""
+        out = {"footprint_bytes": self.footprint_bytes, "dense_macs": self.dense_macs,
+               "effective_macs": self.effective_macs, "effective_acs": self.effective_acs}
+        if self.connection_sparsity is not None:
+            out["connection_sparsity"] = self.connection_sparsity
+        if self.activation_sparsity is not None:
+            out["activation_sparsity"] = self.activation_sparsity
+        return out
 
     @property
     def energy_mj(self) -> float:
@@ -85,6 +140,12 @@ class EnergyMonitor:
         self.ops: dict[str, LayerOps] = defaultdict(LayerOps)
         self.spike_sums: dict[str, float] = defaultdict(float)
         self.spike_counts: dict[str, int] = defaultdict(int)
+        self.nonzero: dict[str, int] = defaultdict(int)  # neuron outputs that are not zero
+        self._fan_outs: dict[tuple[str, tuple[int, ...]], tuple[torch.Tensor, float]] = {}
+        self.footprint_bytes = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+        weights = [m.weight for m in model.modules() if isinstance(m, NEUROBENCH_LAYERS)]
+        total = sum(w.numel() for w in weights)
+        self.connection_sparsity = sum(int((w == 0).sum()) for w in weights) / total if total else None
         self._events: dict[int, float] = {}  # data_ptr of a neuron output in this forward -> its event count
         self.handles = [model.register_forward_pre_hook(self._count_samples)]
         for name, m in model.named_modules():
@@ -102,6 +163,7 @@ class EnergyMonitor:
             out = out.detach()
             self.spike_sums[name] += float(out.float().sum())
             self.spike_counts[name] += out.numel()
+            self.nonzero[name] += int(torch.count_nonzero(out))
             unit = getattr(module, "spike_unit", 1.0)
             self._events[out.data_ptr()] = float((out.float() / unit).sum())
 
@@ -113,6 +175,8 @@ class EnergyMonitor:
             ops = self.ops[name]
             macs = layer_macs(m, out)
             ops.macs += macs
+            if isinstance(m, NEUROBENCH_LAYERS):
+                self._count_neurobench(name, m, x, ops)
             events = self._events.get(x.data_ptr())
             if events is None and bool(((x == 0) | (x == 1)).all()):
                 events = float(x.float().sum())  # binary spikes that went through a max-pool
@@ -125,11 +189,26 @@ class EnergyMonitor:
 
         return record
 
+    def _count_neurobench(self, name: str, m: nn.Module, x: torch.Tensor, ops: LayerOps) -> None:
+        item = tuple(x.shape[x.dim() - (m.weight.dim() - 1):])  # one sample-step; leading dims fold B (and T)
+        if (name, item) not in self._fan_outs:
+            self._fan_outs[(name, item)] = fan_out(m, item)
+        fan, dense = self._fan_outs[(name, item)]
+        rows = x.numel() // fan.numel()
+        ops.dense_ops += rows * dense
+        hits = (x != 0).reshape(rows, *item).sum(0)  # per input element, how many rows it is non-zero in
+        effective = float((hits.to(torch.float64) * fan).sum())
+        if bool(((x == 0) | (x.abs() == 1)).all()):
+            ops.effective_acs += effective
+        else:
+            ops.effective_macs += effective
+
     def report(self) -> EnergyReport:
         n = max(self.samples, 1)
         mac = sum(o.macs for o in self.ops.values() if not o.spike_input)
         sops = {k: o.sops / n for k, o in self.ops.items() if o.spike_input}
         rates = {k: self.spike_sums[k] / self.spike_counts[k] for k in self.spike_sums if self.spike_counts[k]}
+        counted = sum(self.spike_counts.values())
         return EnergyReport(
             samples=self.samples,
             mac_flops=mac / n,
@@ -137,6 +216,12 @@ class EnergyMonitor:
             dense_flops=sum(o.macs for o in self.ops.values()) / n,
             firing_rates=rates,
             layer_sops=sops,
+            footprint_bytes=self.footprint_bytes,
+            connection_sparsity=self.connection_sparsity,
+            activation_sparsity=1 - sum(self.nonzero.values()) / counted if counted else None,
+            dense_macs=sum(o.dense_ops for o in self.ops.values()) / n,
+            effective_macs=sum(o.effective_macs for o in self.ops.values()) / n,
+            effective_acs=sum(o.effective_acs for o in self.ops.values()) / n,
         )
 
     def remove(self) -> None:

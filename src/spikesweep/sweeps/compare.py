@@ -18,7 +18,7 @@ def metric_of(rows: list[dict[str, Any]]) -> str:
 
 def columns(metric: str) -> list[str]:
     return ["job", "overrides", "status", f"final_{metric}", f"best_{metric}", "epochs", "firing_rate", "energy_mj",
-            "wall_time_s"]
+            "activation_sparsity", "effective_acs_m", "wall_time_s"]
 
 
 def collect(root: Path) -> list[dict[str, Any]]:
@@ -42,6 +42,8 @@ def collect(root: Path) -> list[dict[str, Any]]:
                 "epochs": summary.get("epochs"),
                 "firing_rate": final.get("firing_rate"),
                 "energy_mj": final.get("energy_mj"),
+                "activation_sparsity": final.get("activation_sparsity"),  # NeuroBench's, docs/hardware_metrics.md
+                "effective_acs_m": None if final.get("effective_acs") is None else final["effective_acs"] / 1e6,
                 "wall_time_s": summary.get("wall_time_s"),
             }
         )

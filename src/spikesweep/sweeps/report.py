@@ -109,7 +109,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def job_columns(m: str) -> list[str]:
     return ["job", "overrides", "status", f"final_{m}", f"best_{m}", f"paper_{m}", "delta", "firing_rate", "energy_mj",
-            "wall_time_s"]
+            "activation_sparsity", "effective_acs_m", "wall_time_s"]
 
 
 #: How each task metric is named in titles; every one is a percentage.
