@@ -40,7 +40,7 @@ class TrainerSchema:
     epochs: int = MISSING
     batch_size: int = MISSING
     eval_batch_size: int = MISSING
-    num_workers: int = MISSING
+    num_workers: Any = MISSING  # auto | an integer >= 0 (OmegaConf 2.3 types no int | str union)
     device: str = MISSING
     amp: str = MISSING
     grad_clip: float | None = MISSING
@@ -140,7 +140,8 @@ def validate(cfg: DictConfig) -> None:
         ("trainer.epochs", lambda v: v >= 1, "must be >= 1"),
         ("trainer.batch_size", lambda v: v >= 1, "must be >= 1"),
         ("trainer.eval_batch_size", lambda v: v >= 1, "must be >= 1"),
-        ("trainer.num_workers", lambda v: v >= 0, "must be >= 0"),
+        ("trainer.num_workers", lambda v: v == "auto" or isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+         "must be auto or an integer >= 0"),
         ("trainer.val_fraction", lambda v: 0 <= v < 1, "must be >= 0 and < 1 (the share of training samples held out)"),
         ("optimizer.lr", lambda v: v > 0, "must be > 0"),
         ("optimizer.weight_decay", lambda v: v >= 0, "must be >= 0"),

@@ -89,6 +89,7 @@ def train(
     status "preempted"."""
     from spikesweep.assemble import assemble
     from spikesweep.engine import checkpoint as ckpt
+    from spikesweep.engine.cpu_allocation import apply_threads, cpu_allocation
     from spikesweep.engine.devices import resolve_device
     from spikesweep.engine.distributed import init_distributed, shutdown_distributed
     from spikesweep.engine.engine import Engine
@@ -132,6 +133,10 @@ def train(
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(cfg.paths.cache_dir).resolve() / "inductor")
     try:
         seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
+        allocation = cpu_allocation(cfg.trainer.num_workers)  # the loaders ask it again for their workers
+        apply_threads(allocation)
+        if dist.is_main:
+            log.info(allocation.describe())
         device = resolve_device(cfg.trainer.device, dist)  # `neuron.backend: auto` chooses for it
         parts = assemble(cfg, device)  # the method before any tracker starts
         model, method, bundle = parts.model, parts.method, parts.data

@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig
 
 from spikesweep.assemble import assemble
+from spikesweep.engine.cpu_allocation import cpu_allocation
 from spikesweep.engine.data_loading import make_loaders
 from spikesweep.engine.devices import resolve_amp, resolve_device
 from spikesweep.engine.distributed import DistInfo
@@ -63,7 +64,8 @@ def bench_data(cfg: DictConfig, batches: int) -> dict[str, Any]:
         "dataset": cfg.dataset.name,
         "model": cfg.model.name,
         "device": str(device),
-        "num_workers": int(cfg.trainer.num_workers),
+        "num_workers": cfg.trainer.num_workers if cfg.trainer.num_workers != "auto"
+        else f"auto ({cpu_allocation('auto').workers})",
         "batch_size": int(cfg.trainer.batch_size),
         "batches": batches,
         "loader_samples_per_s": round(loader_rate, 1),

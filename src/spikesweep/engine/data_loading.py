@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
+from spikesweep.engine.cpu_allocation import cpu_allocation
 from spikesweep.engine.distributed import DistInfo
 
 
@@ -49,14 +50,17 @@ def make_loaders(
         batch_sampler=ResumableBatchSampler(sampler, per_rank, drop_last=True),
         generator=generator,
         collate_fn=collate,
-        **_loader_options(cfg, device),
+        # Workers started afresh each epoch: their seeds come from the generator the engine reseeds per epoch,
+        # so a run resumed at an epoch boundary draws the same augmentations as one that was not (persistent
+        # workers would keep epoch 0's seeds, and would not draw the base seed the sampler's order follows).
+        **_loader_options(cfg, device, persistent=False),
     )
     return train_loader, make_eval_loader(test, cfg, dist, device, collate)
 
 
-def _loader_options(cfg: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
-    workers = int(cfg["num_workers"])
-    return dict(num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+def _loader_options(cfg: Mapping[str, Any], device: torch.device, persistent: bool = True) -> dict[str, Any]:
+    workers = cpu_allocation(cfg["num_workers"]).workers
+    return dict(num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=persistent and workers > 0)
 
 
 def make_eval_loader(
