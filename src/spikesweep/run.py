@@ -133,11 +133,11 @@ def train(
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(cfg.paths.cache_dir).resolve() / "inductor")
     try:
         seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
-        allocation = cpu_allocation(cfg.trainer.num_workers)  # the loaders ask it again for their workers
+        device = resolve_device(cfg.trainer.device, dist)  # `neuron.backend: auto` chooses for it
+        allocation = cpu_allocation(cfg.trainer.num_workers, device.type)  # the loaders ask it again
         apply_threads(allocation)
         if dist.is_main:
             log.info(allocation.describe())
-        device = resolve_device(cfg.trainer.device, dist)  # `neuron.backend: auto` chooses for it
         parts = assemble(cfg, device)  # the method before any tracker starts
         model, method, bundle = parts.model, parts.method, parts.data
         summary |= {

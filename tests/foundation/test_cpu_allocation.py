@@ -81,10 +81,18 @@ def test_the_default_is_auto():
     validate(compose("trainer.num_workers=3"))
 
 
+def test_training_on_the_cpu_keeps_its_cpus_for_the_model(cpus, monkeypatch):
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "6")
+    got = cpu_allocation("auto", "cpu")
+    assert (got.workers, got.threads) == (0, 6)
+    assert cpu_allocation(2, "cpu").workers == 2  # an explicit count is the user's
+
+
 def test_a_run_logs_its_allocation_and_trains_with_its_workers(tmp_path):
-    """The real CLI under a 3-CPU SLURM allocation (run_cli sets OMP_NUM_THREADS=1, as a user may)."""
-    done = run_cli("train", *SMOKE, "trainer.max_steps_per_epoch=2", f"hydra.run.dir={tmp_path}", cwd=REPO,
-                   env={"SLURM_CPUS_PER_TASK": "3"})
+    """The real CLI under a 3-CPU SLURM allocation (run_cli sets OMP_NUM_THREADS=1, as a user may), on the
+    CPU with two workers asked for."""
+    done = run_cli("train", *SMOKE, "trainer.max_steps_per_epoch=2", "trainer.num_workers=2",
+                   f"hydra.run.dir={tmp_path}", cwd=REPO, env={"SLURM_CPUS_PER_TASK": "3"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert ("cpu allocation: 3 CPUs (from SLURM_CPUS_PER_TASK): 1 torch threads (OMP_NUM_THREADS), 2 loader workers"
             in (tmp_path / "train.log").read_text())

@@ -43,10 +43,13 @@ def check_num_workers(value: object) -> int | str:
     raise ValueError(f"trainer.num_workers={value!r} must be auto or an integer >= 0")
 
 
-def cpu_allocation(num_workers: object = "auto", environ: Mapping[str, str] | None = None) -> CpuAllocation:
+def cpu_allocation(num_workers: object = "auto", device_type: str = "cuda",
+                   environ: Mapping[str, str] | None = None) -> CpuAllocation:
     """The CPUs this process may use (SLURM_CPUS_PER_TASK, else its CPU affinity), shared with the other ranks
     of this node (LOCAL_WORLD_SIZE); `auto` workers take all but one of them, capped at MAX_AUTO_WORKERS, and
-    torch's threads take the rest (OMP_NUM_THREADS, when set, wins)."""
+    torch's threads take the rest (OMP_NUM_THREADS, when set, wins). Training on the CPU, `auto` is 0 workers:
+    the model's own step needs those CPUs, and a worker's batches cost inter-process copies (2 cores, CIFAR
+    crop+flip: 1,309 samples/s with one worker against 2,133 in the training process, bench/notes.md)."""
     env = os.environ if environ is None else environ
     num_workers = check_num_workers(num_workers)
     slurm = _positive_int(env.get("SLURM_CPUS_PER_TASK"))
@@ -60,7 +63,10 @@ def cpu_allocation(num_workers: object = "auto", environ: Mapping[str, str] | No
     own_tasks = slurm is not None and (_positive_int(env.get("SLURM_NTASKS")) or 1) > 1
     ranks = 1 if own_tasks else _positive_int(env.get("LOCAL_WORLD_SIZE")) or 1
     cpus = max(1, total // ranks)
-    workers = min(MAX_AUTO_WORKERS, cpus - 1) if num_workers == "auto" else num_workers
+    if num_workers != "auto":
+        workers = num_workers
+    else:
+        workers = 0 if device_type == "cpu" else min(MAX_AUTO_WORKERS, cpus - 1)
     omp = _positive_int(env.get("OMP_NUM_THREADS"))
     threads = omp if omp is not None else max(1, cpus - workers)
     return CpuAllocation(cpus=cpus, source=source, threads=threads, workers=workers, threads_from_env=omp is not None)

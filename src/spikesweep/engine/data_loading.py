@@ -59,7 +59,7 @@ def make_loaders(
 
 
 def _loader_options(cfg: Mapping[str, Any], device: torch.device, persistent: bool = True) -> dict[str, Any]:
-    workers = cpu_allocation(cfg["num_workers"]).workers
+    workers = cpu_allocation(cfg["num_workers"], device.type).workers
     return dict(num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=persistent and workers > 0)
 
 
