@@ -89,7 +89,7 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
         "`psn`: spikingjelly's PSN (no reset: one T x T matmul). `bandwidth_pct`: the least traffic of a "
         "fused neuron (train: read x, write spikes, read their gradient and one saved state, write x's "
         "gradient, 5 tensors of x's size; inference: read x, write spikes, 2) over the time taken, as a "
-        "share of `copy_gbs`, the bandwidth of a plain tensor copy (read + write of 256 MiB) in the same "
+        "share of `copy_gbs`, the bandwidth of a plain tensor copy (read + write of 512 MiB) in the same "
         "process: 100 would be a neuron as fast as memory allows. On a GPU: `spikesweep bench neuron --device cuda`.",
         markdown(neuron),
         "STDP (method=bp_stdp): the weight update of `mnist_stdp_cnn`'s convs from the same recorded spikes, "
