@@ -6,7 +6,15 @@ import json
 import pytest
 import torch
 
-from spikesweep.bench.neuron import available_backends, bench_neuron, check_backends, plot
+from spikesweep.bench.neuron import (
+    available_backends,
+    bandwidth_pct,
+    bench_neuron,
+    check_backends,
+    copy_bandwidth_gbs,
+    min_traffic_bytes,
+    plot,
+)
 from spikesweep.bench.report import regressions
 from spikesweep.bench.startup import bench_startup
 from spikesweep.cli import main
@@ -21,6 +29,7 @@ def test_quick_neuron_benchmark_writes_rows(tmp_path):
         rows = list(csv.DictReader(f))
     assert {r["backend"] for r in rows} == {"torch", "psn"} and len(rows) == 2 * 2 * 5
     assert all(float(r["speedup"]) == 1.0 for r in rows if r["backend"] == "torch")
+    assert all(float(r["bandwidth_pct"]) > 0 and float(r["copy_gbs"]) > 0 for r in rows)
     assert (tmp_path / "n.png").stat().st_size > 10_000  # the speed-up plot beside the CSV
 
 
@@ -39,6 +48,30 @@ def test_every_backend_that_runs_here_is_measured_against_torch():
     rows = bench_neuron(True, ["psn", "spikingjelly"], shapes=[(2, 64)], repeats=1, warmup=1)
     assert [r["backend"] for r in rows] == ["torch", "psn", "spikingjelly"] * 2  # the reference first, added
     assert {r["mode"] for r in rows} == {"train", "inference"} and all(r["ms"] > 0 for r in rows)
+
+
+def test_bandwidth_share_counts_the_least_traffic_of_a_fused_neuron():
+    # [4, 1024] float32: 4096 elements of 4 bytes; train moves 5 such tensors, inference 2
+    assert min_traffic_bytes((4, 1024), train=True) == 5 * 4096 * 4 == 81920
+    assert min_traffic_bytes((4, 1024), train=False) == 2 * 4096 * 4
+    assert min_traffic_bytes((2, 8, 8), train=False, dtype=torch.bfloat16) == 2 * 128 * 2
+    # 81920 bytes in 0.1 ms is 0.8192 GB/s: 10 % of a copy at 8.192 GB/s
+    assert bandwidth_pct((4, 1024), True, ms=0.1, copy_gbs=8.192) == pytest.approx(10.0)
+    assert bandwidth_pct((4, 1024), False, ms=0.1, copy_gbs=8.192) == pytest.approx(4.0)
+
+
+def test_copy_bandwidth_is_measured_once_per_process():
+    first = copy_bandwidth_gbs("cpu", nbytes=2**20, repeats=2)
+    assert first > 0 and copy_bandwidth_gbs("cpu", nbytes=2**20, repeats=2) == first
+
+
+def test_bench_rows_carry_the_bandwidth_share():
+    rows = bench_neuron(True, ["psn"], shapes=[(2, 64)], repeats=1, warmup=1)
+    copy_gbs = rows[0]["copy_gbs"]
+    assert copy_gbs > 0 and all(r["copy_gbs"] == copy_gbs for r in rows)  # one copy measurement per process
+    for r in rows:
+        assert list(r)[-2:] == ["bandwidth_pct", "copy_gbs"]
+        assert r["bandwidth_pct"] == pytest.approx(bandwidth_pct((2, 64), r["mode"] == "train", r["ms"], copy_gbs))
 
 
 def test_bench_refuses_unknown_or_unrunnable_backends(capsys):
@@ -71,6 +104,7 @@ def test_survey_speed_multirun_is_the_grid_and_one_cell_runs(tmp_path):
     summary = json.loads(summary_path.read_text())
     assert summary["status"] == "completed" and summary["case"] == "[4, 512]"
     assert set(summary["speedup"]) == {"train/psn", "inference/psn"}
+    assert set(summary["bandwidth_pct"]) == {f"{m}/{b}" for m in ("train", "inference") for b in ("torch", "psn")}
     with (summary_path.parent / "neuron.csv").open() as f:
         assert [r["backend"] for r in csv.DictReader(f)] == ["torch", "psn", "torch", "psn"]
     sweep_dir = summary_path.parent.parent  # the whole grid gathered beside the jobs

@@ -1,12 +1,14 @@
 """The survey's neuron speed experiment, in one process: a single neuron layer on input [T, N], train
 (forward + backward) and inference (forward under no_grad), median of repeats after warm-up, each backend's
-speed-up over the eager reference measured beside it (`torch`: spikingjelly's Torch reference loop).
+speed-up over the eager reference measured beside it (`torch`: spikingjelly's Torch reference loop), and
+its share of the memory bandwidth that a plain tensor copy reaches in the same process (`bandwidth_pct`).
 
 Backends: the IF/LIF backends (`torch`, `compile`, `spikingjelly`, `cupy`; docs/neurons.md) with the ATan
 surrogate and a hard, detached reset, and `psn` (spikingjelly's PSN: no reset, one T x T matmul). The grid
 is N in {2^9, 2^13, 2^17} x T in {2, ..., 64}, plus the model-sized case [4, 32, 128, 16, 16].
 """
 
+import functools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +25,34 @@ FULL_T = (2, 4, 8, 16, 32, 64)
 QUICK_N, QUICK_T = (2**9, 2**13), (4, 16)
 MODEL_CASE = (4, 32, 128, 16, 16)
 BACKENDS = ("torch", "compile", "spikingjelly", "cupy", "psn")
+COPY_BYTES = 512 * 2**20  # far beyond a GPU's L2 and (4x) the 260 MiB L3 of the CPU this was written on
+# The least memory traffic of a fused neuron, in tensors of x's size: train reads x, writes the spikes, and
+# in the backward reads the output gradient and one saved state and writes the input gradient; inference
+# reads x and writes the spikes.
+TENSORS_MOVED = {True: 5, False: 2}
+
+
+def min_traffic_bytes(shape: Sequence[int], train: bool, dtype: torch.dtype = torch.float32) -> int:
+    """Bytes a fused neuron must move at least for one call on x of `shape` (TENSORS_MOVED)."""
+    numel = 1
+    for size in shape:
+        numel *= int(size)
+    return TENSORS_MOVED[train] * numel * torch.empty((), dtype=dtype).element_size()
+
+
+def bandwidth_pct(shape: Sequence[int], train: bool, ms: float, copy_gbs: float, dtype: torch.dtype = torch.float32) -> float:
+    """The share (%) of the copy bandwidth that moving min_traffic_bytes in `ms` milliseconds amounts to."""
+    return 100 * min_traffic_bytes(shape, train, dtype) / (ms * 1e-3) / (copy_gbs * 1e9)
+
+
+@functools.cache
+def copy_bandwidth_gbs(device: str = "cpu", nbytes: int = COPY_BYTES, repeats: int = 10) -> float:
+    """GB/s of `dst.copy_(src)` on a buffer far larger than the caches, counting its read and its write
+    (STREAM's copy), median of `repeats` after warm-up; measured once per process and device."""
+    src = torch.ones(nbytes // 4, device=device)
+    dst = torch.empty_like(src)
+    ms = _median_ms(lambda: dst.copy_(src), repeats, 2, device)
+    return 2 * nbytes / (ms * 1e-3) / 1e9
 
 
 def available_backends(device: str = "cpu", quick: bool = False) -> tuple[str, ...]:
@@ -90,9 +120,11 @@ def bench_neuron(
     quick: bool, backends: Sequence[str] | None = None, device: str = "cpu",
     shapes: Sequence[tuple[int, ...]] | None = None, repeats: int | None = None, warmup: int = 3,
 ) -> list[dict]:
-    """Rows: case, T, N, mode, backend, ms, speedup (reference ms / backend ms)."""
+    """Rows: case, T, N, mode, backend, ms, speedup (reference ms / backend ms), bandwidth_pct (of copy_gbs,
+    this process's copy bandwidth, for the least traffic of a fused neuron), copy_gbs."""
     backends = check_backends(backends or available_backends(device, quick), device)
     repeats = repeats or (3 if quick else 10)
+    copy_gbs = copy_bandwidth_gbs(device)
     rows = []
     for shape in shapes or grid_shapes(quick):
         for train in (True, False):
@@ -103,7 +135,8 @@ def bench_neuron(
                 rows.append({
                     "case": str(list(shape)), "T": shape[0], "N": int(torch.tensor(shape[1:]).prod()),
                     "mode": "train" if train else "inference", "backend": backend, "ms": ms,
-                    "speedup": reference / ms,
+                    "speedup": reference / ms, "bandwidth_pct": bandwidth_pct(shape, train, ms, copy_gbs),
+                    "copy_gbs": copy_gbs,
                 })
     return rows
 
@@ -156,7 +189,9 @@ def run_cell(bench: dict, run_dir: Path) -> dict:
     write_csv(rows, run_dir / "neuron.csv")
     speedups = {f"{r['mode']}/{r['backend']}": r["speedup"] for r in rows if r["backend"] != "torch"}
     return {"status": "completed", "task": "bench_neuron", "device": device, "case": str(list(shape)),
-            "torch_ms": {r["mode"]: r["ms"] for r in rows if r["backend"] == "torch"}, "speedup": speedups}
+            "torch_ms": {r["mode"]: r["ms"] for r in rows if r["backend"] == "torch"}, "speedup": speedups,
+            "bandwidth_pct": {f"{r['mode']}/{r['backend']}": r["bandwidth_pct"] for r in rows},
+            "copy_gbs": rows[0]["copy_gbs"]}
 
 
 def gather_cells(sweep_dir: Path) -> list[dict]:
@@ -166,6 +201,7 @@ def gather_cells(sweep_dir: Path) -> list[dict]:
     rows = []
     for path in sorted(sweep_dir.glob("*/neuron.csv"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0):
         with path.open() as f:
-            rows += [r | {"T": int(r["T"]), "N": int(r["N"]), "ms": float(r["ms"]), "speedup": float(r["speedup"])}
+            rows += [r | {"T": int(r["T"]), "N": int(r["N"])}
+                     | {k: float(r[k]) for k in ("ms", "speedup", "bandwidth_pct", "copy_gbs") if k in r}
                      for r in csv.DictReader(f)]
     return rows

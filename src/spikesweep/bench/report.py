@@ -86,8 +86,11 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
         "## 1. Neuron backends (the survey's single-layer grid)",
         "Reference (`torch`): spikingjelly's multi-step `LIFNode` on its Torch reference loop (autograd). "
         f"Measured here: {', '.join(backends)} (docs/neurons.md says what each is; compile time excluded). "
-        "`psn`: spikingjelly's PSN (no reset: one T x T matmul). On a GPU: "
-        "`spikesweep bench neuron --device cuda`.",
+        "`psn`: spikingjelly's PSN (no reset: one T x T matmul). `bandwidth_pct`: the least traffic of a "
+        "fused neuron (train: read x, write spikes, read their gradient and one saved state, write x's "
+        "gradient, 5 tensors of x's size; inference: read x, write spikes, 2) over the time taken, as a "
+        "share of `copy_gbs`, the bandwidth of a plain tensor copy (read + write of 512 MiB) in the same "
+        "process: 100 would be a neuron as fast as memory allows. On a GPU: `spikesweep bench neuron --device cuda`.",
         markdown(neuron),
         "STDP (method=bp_stdp): the weight update of `mnist_stdp_cnn`'s convs from the same recorded spikes, "
         "spikingjelly's multi-step STDPLearner vs spikesweep's BatchedSTDPLearner (docs/stdbp.md).",

@@ -2,7 +2,8 @@
 
 Autograd through a compiled T-loop (the first version of this backend) gained nothing in training on CPU:
 Inductor's generated backward re-reads every per-step intermediate. Here the forward loop keeps only h
-(the membrane before the spike) and the spikes, and the backward is one more loop over T per element:
+(the membrane before the spike; the backward recomputes the spike from it), and the backward is one more
+loop over T per element:
 
     dL/dh_t     = dL/ds_t sg(h_t - th) + dL/dv_t dv_t/dh_t
     dL/dx_t     = dL/dh_t (1/tau with decay_input, else 1)
@@ -54,12 +55,13 @@ def _forward_loop(
 
 
 def _backward_loop(
-    grad_s: torch.Tensor, grad_v: torch.Tensor, h_seq: torch.Tensor, s_seq: torch.Tensor,
+    grad_s: torch.Tensor, grad_v: torch.Tensor, h_seq: torch.Tensor,
     derivative: Callable[..., torch.Tensor], sg_params: dict[str, float], d: _Dynamics,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     grads_x = []
     for t in range(len(h_seq) - 1, -1, -1):
-        h, s = h_seq[t], s_seq[t]
+        h = h_seq[t]
+        s = (h >= d.v_threshold).to(h.dtype)  # the forward's spike, bit for bit: cheaper than reading it back
         sg = derivative(h - d.v_threshold, **sg_params)
         if d.v_reset is None:
             dv_dh = 1.0 if d.detach_reset else 1.0 - d.v_threshold * sg
@@ -98,13 +100,13 @@ def _forward(
 
 
 def _backward(
-    grad_s: torch.Tensor, grad_v: torch.Tensor, h_seq: torch.Tensor, s_seq: torch.Tensor, surrogate: Any, d: _Dynamics,
+    grad_s: torch.Tensor, grad_v: torch.Tensor, h_seq: torch.Tensor, surrogate: Any, d: _Dynamics,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     derivative, sg_params = derivative_of(surrogate), dict(surrogate._sg_params)
     grads_x = []
     for steps in reversed(_chunks(len(h_seq))):
-        grad_x, grad_v = run_compiled(_backward_loop, grad_s[steps], grad_v, h_seq[steps], s_seq[steps],
-                                      derivative, sg_params, d)
+        grad_x, grad_v = run_compiled(_backward_loop, grad_s[steps], grad_v, h_seq[steps], derivative,
+                                      sg_params, d)
         grads_x.append(grad_x)
     return _joined(grads_x[::-1]), grad_v
 
@@ -113,17 +115,17 @@ class _LIFFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq: torch.Tensor, v: torch.Tensor, surrogate: Any, d: _Dynamics):
         spikes, h_seq, v_out = _forward(x_seq, v, d, keep_membranes=True)
-        ctx.save_for_backward(h_seq, spikes)
+        ctx.save_for_backward(h_seq)  # the spikes are (h >= threshold): recomputed, not saved and read back
         ctx.surrogate, ctx.dynamics = surrogate, d
         return spikes, v_out
 
     @staticmethod
     def backward(ctx, grad_s: torch.Tensor | None, grad_v: torch.Tensor | None):
-        h_seq, spikes = ctx.saved_tensors
+        (h_seq,) = ctx.saved_tensors
         d = ctx.dynamics
         grad_s = torch.zeros_like(h_seq) if grad_s is None else grad_s
         grad_v = torch.zeros_like(h_seq[0]) if grad_v is None else grad_v
-        grad_x, grad_v0 = _backward(grad_s.contiguous(), grad_v, h_seq, spikes, ctx.surrogate, d)
+        grad_x, grad_v0 = _backward(grad_s.contiguous(), grad_v, h_seq, ctx.surrogate, d)
         return grad_x, grad_v0, None, None
 
 
