@@ -42,6 +42,7 @@ E_AC_PJ = 0.9  # 45 nm, 32-bit float accumulate
 NEUROBENCH_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
+@torch.compiler.disable  # its own small backward: run eagerly, also when the evaluated model is compiled
 def fan_out(module: nn.Module, item_shape: tuple[int, ...]) -> tuple[torch.Tensor, float]:
     """For one sample-step of input (`[in_features]` or `[C, *spatial]`): how many non-zero weights read each
     input element, and how many weight-input pairs the layer multiplies in all (zero padding excluded).
