@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikesweep.engine.failures import is_worker_death
+from spikesweep.engine.failures import is_worker_death, quiet_further_worker_deaths
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: missing, truncated, unsafe, or from another model."""
@@ -32,6 +32,14 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
     except (OSError, RuntimeError) as err:  # disk full, quota, size limit (torch reports these as RuntimeError)
         Path(tmp).unlink(missing_ok=True)
         if is_worker_death(err):  # a loader worker died while this was written: not the checkpoint's failure
+            quiet_further_worker_deaths()
+            raise
+        # A worker's death can also surface inside torch's C++ writer, which reports only a broken position
+        # ("unexpected pos"): ask torch whether a worker died, and if so raise that instead.
+        try:
+            torch._C._error_if_any_worker_fails()
+        except RuntimeError:
+            quiet_further_worker_deaths()
             raise
         reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
         free_mb = shutil.disk_usage(path.parent).free / 2**20

@@ -17,6 +17,12 @@ def is_worker_death(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and "DataLoader worker" in str(err)
 
 
+def quiet_further_worker_deaths() -> None:
+    """The run is ending: without this, torch's SIGCHLD handler raises again (as "Exception ignored" noise)
+    for each further dead worker while the loaders shut down."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
 @contextmanager
 def worker_deaths_reported(where: str):
     """Turn torch's 'DataLoader worker ... exited unexpectedly' into one actionable line.
@@ -30,9 +36,7 @@ def worker_deaths_reported(where: str):
     except RuntimeError as err:
         if not is_worker_death(err):
             raise
-        # The run is ending: without this, torch's SIGCHLD handler raises again (as "Exception ignored"
-        # noise) for each further dead worker while the loaders shut down.
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        quiet_further_worker_deaths()
         raise DataWorkerError(
             f"a data loader worker died during {where} ({str(err).splitlines()[0]}); if it ran out of memory, "
             "lower trainer.num_workers or trainer.batch_size"
