@@ -92,17 +92,10 @@ class DetectionMeter:
         self.ground_truth, self.detections = list(state["ground_truth"]), list(state["detections"])
 
 
-class Detection:
-    name = "detection"
-    best_metric = "map50_95"
-    higher_is_better = True
-    report_columns = ("test_map50_95", "test_map50", "test_loss")
-    loss_is_batch_mean = False  # YOLOv5's loss is the batch's sum
+class PaddedBoxBatches:
+    """What both detection tasks do alike: padded box batches, the T-mean output, the criterion's loss."""
 
-    def __init__(self, layout: HeadLayout, num_classes: int, criterion: YoloLoss, conf_threshold: float,
-                 iou_threshold: float, max_detections: int) -> None:
-        self.layout, self.num_classes, self.criterion = layout, num_classes, criterion
-        self.conf_threshold, self.iou_threshold, self.max_detections = conf_threshold, iou_threshold, max_detections
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
     def collate(self) -> Callable[[list[Any]], Any]:
         return collate_detection
@@ -120,6 +113,20 @@ class Detection:
 
     def loss(self, outputs: torch.Tensor, loss_targets: torch.Tensor) -> torch.Tensor:
         return self.criterion(outputs, loss_targets)
+
+
+class Detection(PaddedBoxBatches):
+    name = "detection"
+    best_metric = "map50_95"
+    higher_is_better = True
+    report_columns = ("test_map50_95", "test_map50", "test_loss")
+    loss_is_batch_mean = False  # YOLOv5's loss is the batch's sum
+
+    def __init__(self, layout: HeadLayout, num_classes: int, criterion: YoloLoss, conf_threshold: float,
+                 iou_threshold: float, max_detections: int) -> None:
+        self.layout, self.num_classes, self.criterion = layout, num_classes, criterion
+        self.conf_threshold, self.iou_threshold, self.max_detections = conf_threshold, iou_threshold, max_detections
+
 
     def detect(self, outputs: torch.Tensor) -> list[torch.Tensor]:
         """Per image [n, 6] (x1, y1, x2, y2, score, class) after NMS."""

@@ -10,7 +10,7 @@ class-wise NMS. Metrics are the YOLO task's (DetectionMeter, COCO mAP in points)
 boxes with a diagonal or side below Prophesee's minimum from both detections and ground truth.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from torchvision.ops import batched_nms, clip_boxes_to_image, sigmoid_focal_loss
 
 from spikesweep.tasks import TASKS
-from spikesweep.tasks.detection import DetectionMeter, collate_detection
+from spikesweep.tasks.detection import DetectionMeter, PaddedBoxBatches
 from spikesweep.tasks.ssd_boxes import decode, encode, match, ssd_priors
 
 
@@ -47,7 +47,7 @@ class SSDLoss:
         return (box_loss + cls_loss) / max(1, matched_priors)
 
 
-class SSDDetection:
+class SSDDetection(PaddedBoxBatches):
     name = "ssd_detection"
     best_metric = "map50_95"
     higher_is_better = True
@@ -62,22 +62,6 @@ class SSDDetection:
         self.topk_candidates, self.max_detections = topk_candidates, max_detections
         self.min_box_diagonal, self.min_box_side = min_box_diagonal, min_box_side
 
-    def collate(self) -> Callable[[list[Any]], Any]:
-        return collate_detection
-
-    def start_epoch(self, epoch: int, seed: int) -> None:
-        """Nothing per epoch: augmentation is the dataset's."""
-
-    def batch_to(self, batch: Any, device: torch.device, train: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x, targets = batch
-        x, targets = x.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-        return x, targets, targets
-
-    def outputs(self, model_output: torch.Tensor) -> torch.Tensor:
-        return model_output.float().mean(0)
-
-    def loss(self, outputs: torch.Tensor, loss_targets: torch.Tensor) -> torch.Tensor:
-        return self.criterion(outputs, loss_targets)
 
     def evaluated(self, xyxy: torch.Tensor) -> torch.Tensor:
         """Which boxes [n, 4] count in evaluation: diagonal and both sides at least the minimums."""
