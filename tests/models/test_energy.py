@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from spikesweep.metrics.energy import E_AC_PJ, E_MAC_PJ, EnergyMonitor, profile
+from spikesweep.metrics.energy import E_AC_PJ, E_MAC_PJ, EnergyMonitor, fan_out, profile
 from spikesweep.models import build_model
 from tests.models.transformer_helpers import integer_spike, lif, meta
 
@@ -104,3 +104,23 @@ def test_hardware_metrics_match_the_neurobench_package():
     assert ours.effective_acs == pytest.approx(ops["Effective_ACs"], rel=1e-12)
     assert 0.1 < ours.connection_sparsity < 0.3 and 0.5 < ours.activation_sparsity < 0.95 and ours.effective_acs > 0
     assert ours.dense_macs < ours.dense_flops  # the 3x3 convs' zero padding: counted by dense_flops only
+
+
+@pytest.mark.parametrize("layer, item_shape", [
+    (nn.Conv2d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2), (4, 9, 8)),
+    (nn.Conv2d(4, 6, 4, padding="same"), (4, 7, 7)),
+    (nn.Conv2d(4, 6, 3, padding=2, padding_mode="circular"), (4, 6, 6)),
+    (nn.Conv2d(4, 6, 3, padding=1, padding_mode="reflect"), (4, 6, 6)),
+    (nn.Conv1d(3, 5, 5, padding=2, stride=3), (3, 17)),
+    (nn.Conv3d(2, 4, 3, padding=(1, 0, 2)), (2, 5, 6, 7)),
+])
+def test_fan_out_is_the_input_gradient_autograd_gives_also_in_inference_mode(layer, item_shape):
+    with torch.no_grad():
+        layer.weight[layer.weight.abs() < 0.1] = 0
+    ones = torch.ones((1, *item_shape), dtype=torch.float64, requires_grad=True)
+    nonzero = (layer.weight.detach() != 0).to(torch.float64)
+    layer._conv_forward(ones, nonzero, None).sum().backward()
+    dense = float(layer._conv_forward(ones.detach(), torch.ones_like(nonzero), None).sum())
+    with torch.inference_mode():
+        fan, counted = fan_out(layer, item_shape)
+    assert torch.equal(fan, ones.grad[0]) and counted == dense

@@ -30,6 +30,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from spikesweep.spiking import is_spiking_neuron
@@ -42,24 +43,42 @@ E_AC_PJ = 0.9  # 45 nm, 32-bit float accumulate
 NEUROBENCH_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
-@torch.compiler.disable  # its own small backward: run eagerly, also when the evaluated model is compiled
 def fan_out(module: nn.Module, item_shape: tuple[int, ...]) -> tuple[torch.Tensor, float]:
     """For one sample-step of input (`[in_features]` or `[C, *spatial]`): how many non-zero weights read each
     input element, and how many weight-input pairs the layer multiplies in all (zero padding excluded).
 
     This is what NeuroBench gets by running a copy of the layer with binarised weights (and all-ones inputs for
     the dense count), computed once per layer and input shape: the effective operations of a batch are then
-    the non-zero inputs weighted by their fan-out, one pass over the input.
+    the non-zero inputs weighted by their fan-out, one pass over the input. The fan-out is the convolution's
+    input gradient of an all-ones output gradient, taken with the backward operator itself rather than
+    autograd, so that it also runs inside inference mode and inside a compiled evaluation.
     """
     weight = module.weight.detach()
     if isinstance(module, nn.Linear):
         return (weight != 0).sum(0).to(torch.float64), float(weight.numel())
-    with torch.inference_mode(False), torch.enable_grad(), torch.autocast(weight.device.type, enabled=False):
-        ones = torch.ones((1, *item_shape), dtype=torch.float64, device=weight.device, requires_grad=True)
+    with torch.autocast(weight.device.type, enabled=False):
         nonzero = (weight != 0).to(torch.float64)
-        module._conv_forward(ones, nonzero, None).sum().backward()  # d(sum of outputs)/d(input) = fan-out
-        dense = float(module._conv_forward(ones.detach(), torch.ones_like(nonzero), None).sum())
-    return ones.grad[0], dense
+        ones = torch.ones((1, *item_shape), dtype=torch.float64, device=weight.device)
+        dense_out = module._conv_forward(ones, torch.ones_like(nonzero), None)
+        # The padding as F.pad takes it, for both integer and "same"/"valid" padding.
+        pads = list(module._reversed_padding_repeated_twice)
+        padded_shape = list(ones.shape)
+        for dim in range(2, ones.dim()):
+            before = 2 * (ones.dim() - 1 - dim)
+            padded_shape[dim] += pads[before] + pads[before + 1]
+        spatial = len(item_shape) - 1
+        grad_padded = torch.ops.aten.convolution_backward(
+            torch.ones_like(dense_out), ones.new_empty(1).expand(padded_shape),
+            nonzero, None, list(module.stride), [0] * spatial, list(module.dilation), False, [0] * spatial,
+            module.groups, (True, False, False))[0]
+        # Back from padded positions to the inputs they copy (none for zero padding, several for reflect etc.).
+        index = torch.arange(ones.numel(), dtype=torch.float64, device=weight.device).reshape(ones.shape)
+        mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
+        source = F.pad(index, pads, mode=mode, value=-1.0) if mode == "constant" else F.pad(index, pads, mode=mode)
+        keep = source >= 0
+        fan = torch.zeros(ones.numel(), dtype=torch.float64, device=weight.device)
+        fan.index_add_(0, source[keep].long(), grad_padded[keep])
+    return fan.reshape(item_shape), float(dense_out.sum())
 
 
 def layer_macs(module: nn.Module, output: torch.Tensor) -> int:
