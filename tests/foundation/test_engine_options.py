@@ -31,5 +31,7 @@ def test_ema_mixup_clip_blr_and_warmup_run_together(tmp_path):
 @pytest.mark.slow
 def test_torch_compile_trains(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")  # restored after the test, whatever the run sets
-    summary = train(compose(*SMOKE, "trainer.compile=true", f"paths.cache_dir={tmp_path / 'cache'}"), tmp_path / "run", [])
-    assert summary["status"] == "completed"
+    # T=1: inductor's compile time grows with the unrolled time steps (T=4: 150 s on 2 cores, T=1: 40 s)
+    overrides = ("trainer.compile=true", "dataset.T=1", f"paths.cache_dir={tmp_path / 'cache'}")
+    summary = train(compose(*SMOKE, *overrides), tmp_path / "run", [])
+    assert summary["status"] == "completed" and summary["final"]["test_loss"] > 0

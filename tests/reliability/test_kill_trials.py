@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-TRIALS = 20
+TRIALS = 12
 ARGS = ("trainer.epochs=3", "trainer.max_steps_per_epoch=2", "trainer.deterministic=true", "logger=none")
 COMPARED = ("train_loss", "test_loss", "test_top1", "firing_rate")
 

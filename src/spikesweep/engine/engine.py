@@ -116,7 +116,7 @@ class Engine:
         self.stop_requested, self.stop_after_epoch = stop_requested, stop_after_epoch
         self.amp = resolve_amp(self.tcfg["amp"], device)
         self.sync = ProcessGroupSync(dist, device)
-        self.fold_bn = bool(self.tcfg["fold_bn_eval"]) and not self.tcfg["compile"]  # a copy would recompile
+        self.fold_bn = bool(self.tcfg["fold_bn_eval"])
         self.last_path = run_dir / "checkpoints" / "last.pt"
 
     # --- evaluation -------------------------------------------------------------------------------------
@@ -316,10 +316,12 @@ class Engine:
         metrics = {"lr": self.optimizer.param_groups[0]["lr"], **self.train_metrics,
                    "samples_per_s": self.samples_seen * self.dist.world_size / self.train_time,
                    "epoch_time_s": self.train_time}
-        on_test, activity = self.evaluate(self.test_loader, self.net)
+        # Evaluation runs the eager model, also under trainer.compile: the activity hooks read every layer's
+        # output on the host, which would split a compiled graph at every layer and recompile it per shape.
+        on_test, activity = self.evaluate(self.test_loader)
         metrics |= {f"test_{k}": v for k, v in on_test.items()} | activity
         if self.val_loader is not None:
-            metrics |= {f"val_{k}": v for k, v in self.evaluate(self.val_loader, self.net)[0].items()}
+            metrics |= {f"val_{k}": v for k, v in self.evaluate(self.val_loader)[0].items()}
         if self.ema is not None:
             metrics[f"ema_{metric}"] = self.evaluate(self.test_loader, self.ema.module)[0][metric]
         self.best = self._update_best(metrics, epoch)
