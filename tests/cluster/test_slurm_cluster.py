@@ -106,9 +106,10 @@ def test_submitit_reports_a_cancelled_job_instead_of_waiting_forever(tmp_path):
         pytest.skip("cluster started with SLURM_ACCOUNTING=0")
     submitit = pytest.importorskip("submitit")
     executor = submitit.AutoExecutor(folder=tmp_path / "submitit")
-    executor.update_parameters(timeout_min=2, cpus_per_task=1)
-    job = executor.submit(time.sleep, 300)
-    deadline = time.monotonic() + 60
+    # 10 minutes: submitit's USR2 comes 90 s before the limit, and a job that gets it ends FAILED, not RUNNING
+    executor.update_parameters(timeout_min=10, cpus_per_task=1)
+    job = executor.submit(time.sleep, 600)
+    deadline = time.monotonic() + 120
     while job.state not in ("RUNNING", "COMPLETED", "FAILED") and time.monotonic() < deadline:
         time.sleep(0.5)
     assert job.state == "RUNNING", f"job {job.job_id} is {job.state}: {job.stderr() or job.stdout()}"
