@@ -20,7 +20,8 @@ commands:
   list                                the named multiruns and hyperparameter searches
   search NAME [overrides...] [--workers N] [--dry-run]   an Optuna search (conf/hparams_search/NAME.yaml): trials
                                       run as train jobs, pruned from their validation metric; hparams_search.KEY=V
-                                      changes the search (e.g. hparams_search.n_trials=40)
+                                      changes the search (e.g. hparams_search.n_trials=40); with hydra/launcher=slurm
+                                      [+cluster=NAME] the N workers are the tasks of one SLURM array
   search NAME --resume [SWEEP_DIR]    continue its study to n_trials (a trial its dead worker left is retried)
   status SWEEP_DIR|NAME [--json] [--watch [SECONDS]]   every job's state, epoch, metrics, error; counts
   compare DIR|NAME                    table of every run under DIR or NAME's newest sweep (markdown; CSV beside)

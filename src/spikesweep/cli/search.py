@@ -5,8 +5,11 @@ import sys
 from pathlib import Path
 
 from spikesweep.cli.common import UserError, checked, composed
+from spikesweep.sweeps.slurm_executor import require_slurm_clients
 
 PREFIX = "hparams_search."
+#: Overrides that choose where the workers run (as `spikesweep sweep` takes them), not what a trial trains.
+LAUNCHER = ("hydra/launcher=", "+cluster=", "cluster=", "hydra.launcher.")
 
 
 def cmd_search(args: list[str]) -> int:
@@ -14,7 +17,8 @@ def cmd_search(args: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="spikesweep search")
     parser.add_argument("name", help="conf/hparams_search/NAME.yaml")
-    parser.add_argument("--workers", type=int, default=1, help="trials run at once (each asks for the next as it frees up)")
+    parser.add_argument("--workers", type=int, default=1, help="trials run at once (each asks for the next as it "
+                        "frees up); with hydra/launcher=slurm, the tasks of the worker array")
     parser.add_argument("--resume", nargs="?", const="", metavar="SWEEP_DIR",
                         help="continue the search's study to its n_trials (default: its newest directory)")
     parser.add_argument("--dry-run", action="store_true", help="show the search space and budget, run nothing")
@@ -22,30 +26,39 @@ def cmd_search(args: list[str]) -> int:
     if opts.workers < 1:
         raise UserError("--workers must be >= 1")
     settings = [o[len(PREFIX):] for o in overrides if o.startswith(PREFIX)]
-    train = [o for o in overrides if not o.startswith(PREFIX)]
+    launcher = [o for o in overrides if o.startswith(LAUNCHER)]
+    train = [o for o in overrides if not o.startswith((PREFIX, *LAUNCHER))]
     spec = _spec(opts.name, settings, train)
     if opts.resume is not None:
         sweep_dir = Path(opts.resume) if opts.resume else sweep_record.newest(Path.cwd(), spec["name"])
         record = search.read_record(sweep_dir)
         if record is None:
             raise UserError(f"no {search.RECORD} in {sweep_dir}: not a search directory")
-        if overrides:  # the search given now must be the recorded one (n_trials and max_failures may change)
+        if settings or train:  # the search given now must be the recorded one (n_trials and max_failures may change)
             search.check_unchanged(sweep_dir, record["spec"], spec)
         else:
             spec = record["spec"]
-        search.write_record(sweep_dir, spec, [*record.get("resumes", []), record["created"]])
+        launcher = launcher or record.get("launcher", [])
+        slurm = _slurm_params(launcher)
+        search.write_record(sweep_dir, spec, [*record.get("resumes", []), record["created"]], launcher)
         print(f"resuming search {spec['name']} in {sweep_dir}")
     else:
         _check_trial_config(spec)
+        slurm = _slurm_params(launcher)
         if opts.dry_run:
-            _dry_run(spec)
+            _dry_run(spec, slurm, opts.workers)
             return 0
         sweep_dir = search.new_sweep_dir(Path.cwd(), spec)
-        search.write_record(sweep_dir, spec)
-        print(f"search {spec['name']}: {spec['n_trials']} trials, {opts.workers} worker(s), in {sweep_dir}")
+        search.write_record(sweep_dir, spec, launcher=launcher)
+        print(f"search {spec['name']}: {spec['n_trials']} trials, {opts.workers} worker(s)"
+              f"{' in one SLURM array' if slurm else ''}, in {sweep_dir}")
     print(f"status: spikesweep status {sweep_dir}", flush=True)
     try:
-        done = search.run(sweep_dir, spec, opts.workers, sys.stdout)
+        if slurm is None:
+            done = search.run(sweep_dir, spec, opts.workers, sys.stdout)
+        else:
+            require_slurm_clients("spikesweep search ... hydra/launcher=slurm")
+            done = search.run_on_slurm(sweep_dir, spec, opts.workers, slurm, sys.stdout)
     except KeyboardInterrupt:  # the running trials were stopped; the study keeps them as running until a resume
         print(f"interrupted: continue with `spikesweep search {opts.name} --resume {sweep_dir}`", file=sys.stderr)
         return 130
@@ -82,9 +95,31 @@ def _check_trial_config(spec: dict) -> None:
                         f"split); the test split is never searched on")
 
 
-def _dry_run(spec: dict) -> None:
+def _slurm_params(launcher: list[str]) -> dict | None:
+    """The worker array's SLURM settings (conf/hydra/launcher/slurm.yaml with the +cluster profile and
+    hydra.launcher.* overrides applied), or None when the workers run here."""
+    if "hydra/launcher=slurm" not in launcher:
+        return None
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf, open_dict
+
+    from spikesweep.compose import compose_config
+
+    try:
+        settings = compose_config(launcher, hydra_config=True).hydra.launcher
+    except HydraException as err:
+        raise UserError(str(err).splitlines()[0]) from None
+    with open_dict(settings):
+        for key in ("_target_", "submitit_folder", "name"):  # the search sets the folder and the job name
+            settings.pop(key, None)
+    return OmegaConf.to_container(settings, resolve=True)
+
+
+def _dry_run(spec: dict, slurm: dict | None, workers: int) -> None:
     print(f"search {spec['name']}: {spec['direction']} {spec['metric']} over {spec['n_trials']} trials "
           f"(sampler {spec['sampler']}, pruner {spec['pruner']})")
+    where = {k: v for k, v in (slurm or {}).items() if v not in (None, {}, [])}
+    print(f"workers: {workers}, " + (f"one SLURM array ({where})" if slurm else "here"))
     print(f"fixed: {' '.join(spec['overrides'])}")
     for key, dist in spec["space"].items():
         rest = {k: v for k, v in dist.items() if k != "type"}

@@ -3,6 +3,8 @@
 A search is declared in conf/hparams_search/NAME.yaml (fixed overrides, search space, metric, direction, n_trials,
 sampler, pruner). `run` keeps N workers busy: each asks the study for a trial as soon as it is free (no batches),
 runs it as `spikesweep train ... hydra.run.dir=<sweep_dir>/<trial number>`, and tells the study how it ended.
+`run_on_slurm` does the same with N tasks of one SLURM array, each a worker that asks for trials until n_trials
+is reached; asking happens under a file lock, so workers on different nodes never over-draw the budget.
 Inside the job, `TrialPruning` (a tracker) reports the validation metric every epoch and asks the pruner whether
 to stop. The study lives in <sweep_dir>/study.journal (Optuna's journal file storage: safe for concurrent
 writers on a shared file system); search.json records what the search is, so a resume can refuse a changed one.
@@ -11,6 +13,7 @@ writers on a shared file system); search.json records what the search is, so a r
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from spikesweep import REPO_ROOT
+from spikesweep.sweeps.slurm_executor import slurm_executor
 
 SEARCH_DIR = REPO_ROOT / "conf" / "hparams_search"
 RECORD = "search.json"
@@ -141,19 +145,36 @@ def read_record(sweep_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def write_record(sweep_dir: Path, spec: dict[str, Any], resumes: list[str] | None = None) -> None:
-    """search.json: the search (`spec`) and, as trials start, each one's parameter overrides (`trials`, for
-    `status`, which reads no study)."""
+def write_record(sweep_dir: Path, spec: dict[str, Any], resumes: list[str] | None = None,
+                 launcher: list[str] | None = None) -> None:
+    """search.json: the search (`spec`), where its workers run (`launcher` overrides, reused by a resume), and,
+    as trials start, each one's parameter overrides (`trials`, for `status`, which reads no study)."""
     old = read_record(sweep_dir) or {}
     record = {"spec": spec, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumes": resumes or [],
-              "trials": old.get("trials", {})}
+              "launcher": launcher or [], "trials": old.get("trials", {}), "slurm_arrays": old.get("slurm_arrays", [])}
     _write(sweep_dir, record)
+
+
+def record_lock(sweep_dir: Path):
+    """The file lock under which workers (threads or SLURM tasks) ask for trials and update search.json."""
+    from filelock import FileLock
+
+    return FileLock(sweep_dir / ".record.lock")
 
 
 def note_trial(sweep_dir: Path, number: int, params: dict[str, Any]) -> None:
+    """Called under `record_lock`."""
     record = read_record(sweep_dir)
     record["trials"][str(number)] = param_overrides(params)
     _write(sweep_dir, record)
+
+
+def note_array(sweep_dir: Path, array: str) -> None:
+    """Remember a worker array's SLURM job id, so that a resume can refuse while it still runs."""
+    with record_lock(sweep_dir):
+        record = read_record(sweep_dir)
+        record["slurm_arrays"] = [*record.get("slurm_arrays", []), array]
+        _write(sweep_dir, record)
 
 
 def trial_overrides(sweep_dir: Path) -> dict[int, list[str]]:
@@ -241,26 +262,32 @@ def counts(study) -> dict[str, int]:
 
 
 class _Search:
-    """The shared state of the workers of one `run`: asking and telling happen under one lock."""
+    """One process's workers (threads) of a search. Asking happens under `record_lock`, which also serialises
+    the workers of other processes (SLURM tasks); `failed_before` is the study's failed count when this run of
+    the search began, so that max_failures counts this run's failures over all its workers."""
 
-    def __init__(self, sweep_dir: Path, spec: dict[str, Any], out: TextIO) -> None:
-        self.sweep_dir, self.spec, self.out = sweep_dir, spec, out
+    def __init__(self, sweep_dir: Path, spec: dict[str, Any], out: TextIO, failed_before: int) -> None:
+        self.sweep_dir, self.spec, self.out, self.failed_before = sweep_dir, spec, out, failed_before
         self.study = open_study(sweep_dir, spec)
         self.dists = distributions(spec)
         self.lock = threading.Lock()
-        self.failures = 0
         self.stopping = False
         self.procs: set[subprocess.Popen] = set()
 
+    def failures(self) -> int:
+        return counts(self.study)["failed"] - self.failed_before
+
     def ask(self):
-        with self.lock:
+        with self.lock, record_lock(self.sweep_dir):
             done = counts(self.study)
-            if self.failures >= int(self.spec["max_failures"]):
+            if self.stopping or done["failed"] - self.failed_before >= int(self.spec["max_failures"]):
                 return None
             if done["completed"] + done["pruned"] + done["running"] >= int(self.spec["n_trials"]):
                 return None
             trial = self.study.ask(self.dists)
             note_trial(self.sweep_dir, trial.number, trial.params)
+            self.out.write(f"trial {trial.number}: started\n")
+            self.out.flush()
             return trial
 
     def work(self) -> None:
@@ -275,7 +302,6 @@ class _Search:
                     self.study.tell(trial.number, value)
                 else:
                     self.study.tell(trial.number, state=TrialState.PRUNED if state == "pruned" else TrialState.FAIL)
-                    self.failures += state == "failed"
                 self.out.write(f"trial {trial.number}: {state}{note}\n")
                 self.out.flush()
 
@@ -310,13 +336,12 @@ class _Search:
     def stop(self) -> None:
         with self.lock:
             self.stopping = True
-            self.failures = int(self.spec["max_failures"])  # no new trial
             for proc in self.procs:
                 proc.terminate()
 
 
-def run(sweep_dir: Path, spec: dict[str, Any], workers: int, out: TextIO = sys.stdout) -> dict[str, int]:
-    """Run the search in `sweep_dir` (new or resumed) until n_trials trials have finished; returns the counts."""
+def _launcher_lock(sweep_dir: Path):
+    """Held by the one process that launches this search's workers (here, or as a SLURM array)."""
     from filelock import FileLock, Timeout
 
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -325,12 +350,30 @@ def run(sweep_dir: Path, spec: dict[str, Any], workers: int, out: TextIO = sys.s
         lock.acquire(timeout=0)
     except Timeout:
         raise ValueError(f"a search is already running in {sweep_dir}") from None
+    return lock
+
+
+def _recovered(sweep_dir: Path, spec: dict[str, Any], out: TextIO) -> int:
+    """Retry the trials that dead workers left running; returns the study's failed count from then on."""
+    study = open_study(sweep_dir, spec)
+    dead = recover(study)
+    if dead:
+        out.write(f"trial(s) {', '.join(map(str, dead))} were running when their worker died: marked failed, "
+                  f"their parameters queued again\n")
+    return counts(study)["failed"]
+
+
+def _stopped_line(search: _Search) -> None:
+    if search.failures() >= int(search.spec["max_failures"]) and not search.stopping:
+        search.out.write(f"stopped: {search.failures()} trial(s) failed (max_failures {search.spec['max_failures']}); "
+                         f"see their logs in {search.sweep_dir / 'logs'}\n")
+
+
+def run(sweep_dir: Path, spec: dict[str, Any], workers: int, out: TextIO = sys.stdout) -> dict[str, int]:
+    """Run the search in `sweep_dir` (new or resumed) until n_trials trials have finished; returns the counts."""
+    lock = _launcher_lock(sweep_dir)
     try:
-        search = _Search(sweep_dir, spec, out)
-        dead = recover(search.study)
-        if dead:
-            out.write(f"trial(s) {', '.join(map(str, dead))} were running when their worker died: marked failed, "
-                      f"their parameters queued again\n")
+        search = _Search(sweep_dir, spec, out, _recovered(sweep_dir, spec, out))
         threads = [threading.Thread(target=search.work, daemon=True) for _ in range(max(1, workers))]
         for thread in threads:
             thread.start()
@@ -341,10 +384,87 @@ def run(sweep_dir: Path, spec: dict[str, Any], workers: int, out: TextIO = sys.s
         except KeyboardInterrupt:
             search.stop()
             raise
-        if search.failures >= int(spec["max_failures"]) and not search.stopping:
-            out.write(f"stopped: {search.failures} trial(s) failed (max_failures {spec['max_failures']}); see their "
-                      f"logs in {sweep_dir / 'logs'}\n")
+        _stopped_line(search)
         return counts(search.study)
+    finally:
+        lock.release()
+
+
+# --- on SLURM: one array, each task a worker ---------------------------------------------------------------
+#: SLURM states in which an array task may still ask for trials.
+ACTIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED")
+
+
+def array_task(sweep_dir: str, failed_before: int) -> dict[str, int]:
+    """What each task of a search's SLURM array runs: ask, train, tell, until the study has n_trials.
+
+    SLURM's SIGTERM (scancel, preemption, the time limit) reaches the trial too; the task then asks for no more
+    and leaves that trial running in the study, for `--resume` to retry (submitit would let it ask on)."""
+    path = Path(sweep_dir)
+    search = _Search(path, read_record(path)["spec"], sys.stdout, failed_before)
+
+    def stop(_signum: int, _frame: Any) -> None:
+        search.stopping = True  # no lock: the handler may interrupt a holder of it
+
+    signal.signal(signal.SIGTERM, stop)
+    search.work()
+    _stopped_line(search)
+    return counts(search.study)
+
+
+def active_arrays(sweep_dir: Path) -> list[str]:
+    """The recorded worker arrays of which squeue still lists a task."""
+    arrays = (read_record(sweep_dir) or {}).get("slurm_arrays", [])
+    if not arrays:
+        return []
+    out = subprocess.run(["squeue", "-h", "-o", "%F %T", "-j", ",".join(arrays)], capture_output=True, text=True)
+    return sorted({line.split()[0] for line in out.stdout.splitlines() if line.split()[1:2]
+                   and line.split()[1] in ACTIVE and line.split()[0] in arrays})
+
+
+def run_on_slurm(sweep_dir: Path, spec: dict[str, Any], tasks: int, params: dict[str, Any],
+                 out: TextIO = sys.stdout, poll_s: float = 2.0) -> dict[str, int]:
+    """Run the search as one SLURM array of `tasks` workers (launcher settings `params`, as the sweep launcher
+    takes them) and wait for it, printing each trial as it ends; returns the counts. Ctrl-C cancels the array."""
+    from optuna.trial import TrialState
+
+    lock = _launcher_lock(sweep_dir)
+    try:
+        still = active_arrays(sweep_dir)
+        if still:
+            raise ValueError(f"array {', '.join(still)} of {sweep_dir} still has tasks queued or running; wait for it "
+                             f"or `scancel {' '.join(still)}` before resuming")
+        failed_before = _recovered(sweep_dir, spec, out)
+        executor = slurm_executor({**params, "name": spec["name"]}, str(sweep_dir / ".submitit" / "%j"))
+        jobs = executor.map_array(array_task, [str(sweep_dir)] * tasks, [failed_before] * tasks)
+        array = jobs[0].job_id.split("_")[0]
+        note_array(sweep_dir, array)
+        out.write(f"array {array}: {tasks} worker task(s); their logs: {sweep_dir / '.submitit'}\n")
+        out.flush()
+        study = open_study(sweep_dir, spec)
+        shown: set[int] = set()
+        finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        try:
+            while True:
+                ended = all(job.done() for job in jobs)
+                for trial in study.get_trials(deepcopy=False, states=finished):
+                    if trial.number not in shown:
+                        shown.add(trial.number)
+                        value = f" {spec['metric']} {trial.value:.4g}" if trial.state == TrialState.COMPLETE else ""
+                        out.write(f"trial {trial.number}: {trial.state.name.lower()}{value}\n")
+                        out.flush()
+                if ended:
+                    break
+                time.sleep(poll_s)
+        except KeyboardInterrupt:
+            for job in jobs:
+                job.cancel(check=False)
+            raise
+        for index, job in enumerate(jobs):
+            if job.state != "COMPLETED":
+                out.write(f"worker task {index} ({job.job_id}) ended {job.state}: the trial it ran, if any, stays "
+                          f"running in the study until `--resume` retries it\n")
+        return counts(study)
     finally:
         lock.release()
 
