@@ -2,8 +2,9 @@
 # The one prepared GPU check (issue 21): on a GPU machine without network, with torch, timm and CuPy
 # preinstalled, it installs the project from wheels carried in .whl/ and, within about 8 minutes, runs the
 # CUDA parity tests, `spikesweep doctor`, the neuron benchmark on CUDA (every backend, spikingjelly's
-# among them), a Spikingformer-4-384 train step on CIFAR-shaped input vs a spikingjelly-eager build, and a
-# 1-GPU DDP smoke run. CSVs, logs and summary.md go to DIR (default $OUT, else bench/gpu).
+# among them), a Spikingformer-4-384 train step on CIFAR-shaped input vs a spikingjelly-eager build, the
+# throughput of K=1,2,4 packed jobs sharing the GPU, and a 1-GPU DDP smoke run. CSVs, logs and summary.md go
+# to DIR (default $OUT, else bench/gpu).
 #
 #   scripts/gpu_check.sh [DIR]              on the GPU machine
 #   scripts/gpu_check.sh --rehearse [DIR]   on a CPU: the same steps, CUDA ones skipped, small shapes (CI)
@@ -85,6 +86,8 @@ fi
 step "Spikingformer-4-384 train step vs spikingjelly eager" 240 1 "$PY" -m spikesweep.cli bench model \
     model=spikingformer_4_384 dataset=cifar10 trainer.device=cuda trainer.amp=off trainer.batch_size=64 --steps 10 --warmup 2 \
     --csv "$DIR/gpu-model.csv"
+step "job packing: K=1,2,4 digits jobs sharing the GPU" 150 1 "$PY" -m spikesweep.cli bench packing \
+    --jobs 1,2,4 trainer.device=cuda --csv "$DIR/gpu-packing.csv"
 DDP_DIR=$(mktemp -d)
 step "1-GPU DDP smoke" 240 1 bash -c "cd '$DDP_DIR' && '$PY' -m torch.distributed.run --standalone \
     --nproc_per_node=1 -m spikesweep.cli train trainer.device=cuda trainer.epochs=1 \

@@ -148,6 +148,18 @@ def test_dispatch_benchmark_refuses_an_empty_sweep(tmp_path):
     assert out.returncode == 2 and out.stderr.strip() == "error: --points must be at least 1, got 0"
 
 
+def test_packing_benchmark_runs_k_jobs_at_once_each_on_its_share_of_the_cpus(tmp_path):
+    out = run_cli("bench", "packing", "--jobs", "1,2", "--csv", str(tmp_path / "p.csv"), "trainer.epochs=1",
+                  "trainer.max_steps_per_epoch=3", f"paths.cache_dir={tmp_path / 'cache'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    with (tmp_path / "p.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["jobs_per_task"]) for r in rows] == [1, 2]
+    assert float(rows[0]["throughput_x"]) == 1.0 and float(rows[1]["samples_per_s"]) > 0
+    bad = run_cli("bench", "packing", "--jobs", "2,4", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: --jobs 2,4: starts with 1 (the baseline), every K >= 1"
+
+
 @pytest.mark.slow
 def test_startup_benchmark_reports_wall_and_cpu_seconds():
     rows = bench_startup(repeats=1)

@@ -5,10 +5,10 @@ import os
 import pytest
 
 from spikesweep.config_schema import ConfigError, validate
-from spikesweep.engine.cpu_allocation import MAX_AUTO_WORKERS, cpu_allocation
+from spikesweep.engine.cpu_allocation import MAX_AUTO_WORKERS, PACKED_JOBS_ENV, cpu_allocation
 from tests.conftest import REPO, SMOKE, compose, run_cli
 
-CLEAN = ("SLURM_CPUS_PER_TASK", "SLURM_NTASKS", "LOCAL_WORLD_SIZE", "OMP_NUM_THREADS")
+CLEAN = ("SLURM_CPUS_PER_TASK", "SLURM_NTASKS", "LOCAL_WORLD_SIZE", "OMP_NUM_THREADS", PACKED_JOBS_ENV)
 
 
 @pytest.fixture
@@ -53,6 +53,15 @@ def test_local_ranks_share_the_allocation(cpus, monkeypatch):
     assert cpu_allocation("auto").cpus == 6
     monkeypatch.setenv("SLURM_NTASKS", "1")  # torchrun's two ranks inside one task
     assert cpu_allocation("auto").cpus == 3
+
+
+def test_jobs_packed_into_one_task_share_its_cpus(cpus, monkeypatch):
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "16")
+    monkeypatch.setenv(PACKED_JOBS_ENV, "4")
+    got = cpu_allocation("auto")
+    assert (got.cpus, got.workers, got.threads) == (4, 3, 1)
+    assert got.describe() == ("cpu allocation: 4 CPUs (from SLURM_CPUS_PER_TASK, shared by 4 packed jobs): "
+                              "1 torch threads, 3 loader workers")
 
 
 def test_omp_num_threads_is_respected(cpus, monkeypatch):

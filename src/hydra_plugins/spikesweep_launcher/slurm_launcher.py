@@ -6,8 +6,8 @@ passes through Hydra's error report untouched, so the user sees one line and a n
 """
 
 import os
+import re
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -15,14 +15,32 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dataclasses import dataclass
+
+from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
-from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurmLauncher
-from omegaconf import OmegaConf
+from hydra_plugins.spikesweep_launcher.packed import PackedJobs
+
+from spikesweep.sweeps.slurm_executor import require_slurm_clients, slurm_executor
+from spikesweep.sweeps.sweep_record import note_tasks
 
 #: SLURM states of a job that has not started: what --max-failures cancels.
 NOT_STARTED = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "CONFIGURING")
+
+
+@dataclass
+class SpikesweepSlurmConf(SlurmQueueConf):
+    """submitit's SLURM settings, plus job packing: K jobs of the sweep per array task (packed.py)."""
+
+    _target_: str = "hydra_plugins.spikesweep_launcher.slurm_launcher.SlurmLauncher"
+    jobs_per_task: int = 1
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="spikesweep_slurm", node=SpikesweepSlurmConf,
+                             provider="spikesweep")
 
 
 class SlurmLauncher(SubmititSlurmLauncher):
@@ -33,12 +51,7 @@ class SlurmLauncher(SubmititSlurmLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from submitit.core.utils import FailedJobError
 
-        missing = [command for command in ("sbatch", "srun") if shutil.which(command) is None]
-        if missing:
-            raise SystemExit(
-                f"error: hydra/launcher=slurm: no {' or '.join(missing)} on PATH, so no SLURM cluster to submit to; "
-                f"run on the cluster's login node, or drop hydra/launcher=slurm to run the jobs here"
-            )
+        require_slurm_clients("hydra/launcher=slurm")
         assert self.config is not None
         sweeper = self.config.hydra.sweeper
         try:
@@ -47,7 +60,7 @@ class SlurmLauncher(SubmititSlurmLauncher):
                 return self._detach(jobs)
             if sweeper.get("max_failures"):
                 self._cancel_after_failures(jobs, int(sweeper.max_failures))
-            return [self._result(job) for job in jobs]
+            return [result for job in jobs for result in self._results(job)]
         except FailedJobError as err:
             if str(err).startswith("Job (task="):  # a job that ran and failed: not a submission problem
                 raise
@@ -55,30 +68,47 @@ class SlurmLauncher(SubmititSlurmLauncher):
             raise SystemExit(f"error: hydra/launcher=slurm: sbatch refused the sweep: {lines[-1].strip()}") from None
 
     def _submit(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
-        """hydra-submitit-launcher's launch up to the submission of the array (its code), without waiting."""
-        import submitit
-
+        """hydra-submitit-launcher's launch up to the submission, without waiting: one array task per job, or
+        per K jobs (jobs_per_task), in as many arrays as MaxArraySize needs; which task runs which job is
+        recorded for `status` (.submitit/tasks.json)."""
         assert self.config is not None
-        params = self.params
-        init_params = {"folder": params["submitit_folder"], f"{self._EXECUTOR}_max_num_timeout": params["max_num_timeout"]}
-        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init_params)
-        baseparams = set(OmegaConf.structured(BaseQueueConf).keys())
-        executor.update_parameters(**{
-            x if x in baseparams else f"{self._EXECUTOR}_{x}": y
-            for x, y in params.items() if x not in {"max_num_timeout", "submitit_folder"}
-        })
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        executor = slurm_executor(self.params, self.params["submitit_folder"])
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
         job_params = [(list(overrides), "hydra.sweep.dir", initial_job_idx + i, f"job_id_for_{initial_job_idx + i}",
                        Singleton.get_state()) for i, overrides in enumerate(job_overrides)]
-        return executor.map_array(self, *zip(*job_params))
+        if self.jobs_per_task > 1 and (int(self.params["tasks_per_node"]) > 1 or int(self.params["nodes"]) > 1):
+            raise SystemExit("error: hydra.launcher.jobs_per_task packs single-process jobs into one task; it cannot "
+                             "be combined with multi-task (DDP) jobs: set tasks_per_node=1 and nodes=1")
+        packs = [job_params[i:i + self.jobs_per_task] for i in range(0, len(job_params), self.jobs_per_task)]
+        self.jobs_in_pack = [len(pack) for pack in packs]
+        limit = max_array_size()
+        jobs = []
+        for first in range(0, len(packs), limit):  # SLURM refuses an array of more than MaxArraySize tasks
+            chunk = packs[first:first + limit]
+            if self.jobs_per_task == 1:
+                jobs += executor.map_array(self, *zip(*(pack[0] for pack in chunk)))
+            else:
+                jobs += executor.map_array(PackedJobs(self, sweep_dir / ".submitit" / "packed"), chunk)
+        self.task_index = {job.job_id: index for index, job in enumerate(jobs)}
+        note_tasks(sweep_dir, {params[2]: job.job_id for job, pack in zip(jobs, packs) for params in pack})
+        return jobs
 
-    @staticmethod
-    def _result(job: Any) -> JobReturn:
+    @property
+    def jobs_per_task(self) -> int:
+        value = self.params.get("jobs_per_task", 1)
+        if not isinstance(value, int) or value < 1:
+            raise SystemExit(f"error: hydra.launcher.jobs_per_task={value!r} must be an integer >= 1")
+        return value
+
+    def _results(self, job: Any) -> list[JobReturn]:
+        """The JobReturns of one array task: one job's, or a packed task's jobs'."""
         if getattr(job, "_not_launched", False):
             ret = JobReturn()
             ret.status, ret._return_value = JobStatus.COMPLETED, "not launched"
-            return ret
-        return job.results()[0]
+            return [ret] * self.jobs_in_pack[self.task_index[job.job_id]]
+        return job.results()[0] if self.jobs_per_task > 1 else [job.results()[0]]
+
 
     def _cancel_after_failures(self, jobs: list[Any], max_failures: int) -> None:
         """Poll the jobs' run directories; at max_failures failed jobs cancel those not started yet."""
@@ -102,7 +132,8 @@ class SlurmLauncher(SubmititSlurmLauncher):
         sweep summary (compare.csv, summary.md) and, for a named multirun, its report."""
         assert self.config is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).resolve()
-        array = jobs[0].job_id.split("_")[0]
+        arrays = list(dict.fromkeys(job.job_id.split("_")[0] for job in jobs))
+        array = ":".join(arrays)
         cli = f"{shlex.quote(sys.executable)} -m spikesweep.cli"
         wrap = (f"cd {shlex.quote(os.getcwd())} && {cli} compare {shlex.quote(str(sweep_dir))} > "
                 f"{shlex.quote(str(sweep_dir / 'summary.md'))}; {cli} report {shlex.quote(str(sweep_dir))} || true")
@@ -113,10 +144,20 @@ class SlurmLauncher(SubmititSlurmLauncher):
             raise SystemExit(f"error: the sweep {sweep_dir} is queued (array {array}) but its summary job was "
                              f"refused: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else 'no output'}")
         rets = []
-        for _ in jobs:
+        for _ in range(sum(self.jobs_in_pack)):
             ret = JobReturn()
             ret.status, ret._return_value = JobStatus.COMPLETED, "detached"
             rets.append(ret)
-        print(f"detached: array {array} ({len(jobs)} jobs), summary job {out.stdout.strip().split(';')[0]}; "
-              f"see it with `spikesweep status {sweep_dir}`", flush=True)
+        print(f"detached: array {', '.join(arrays)} ({len(rets)} jobs in {len(jobs)} tasks), summary job "
+              f"{out.stdout.strip().split(';')[0]}; see it with `spikesweep status {sweep_dir}`", flush=True)
         return rets
+
+
+def max_array_size() -> int:
+    """The cluster's MaxArraySize (tasks per array; SLURM's default 1001)."""
+    try:
+        out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return 1001
+    found = re.search(r"^MaxArraySize\s*=\s*(\d+)", out, re.MULTILINE)
+    return int(found.group(1)) if found else 1001

@@ -56,6 +56,7 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
     from spikesweep.bench.dispatch import bench_dispatch
     from spikesweep.bench.model import bench_paper_models
     from spikesweep.bench.neuron import available_backends, bench_neuron, plot
+    from spikesweep.bench.packing import bench_packing
     from spikesweep.bench.startup import bench_startup
     from spikesweep.bench.stdp import bench_stdp
 
@@ -65,6 +66,7 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
     models = [] if quick else bench_paper_models()
     evaluators = bench_coco_eval(200 if quick else 1000)
     detect_demo = [] if quick else bench_detect_demo()
+    packing = [] if quick else bench_packing()
     loaders, absent = bench_datasets(3 if quick else 20)
     startup, dispatch = bench_startup(repeats=2 if quick else 5), bench_dispatch(100)
     name = "neuron-quick.csv" if quick else "neuron.csv"
@@ -76,6 +78,7 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
         write_csv(stdp, bench_dir / "stdp.csv")
         write_csv(models, bench_dir / "models.csv")
         write_csv(detect_demo, bench_dir / "detect_demo.csv")
+        write_csv(packing, bench_dir / "packing.csv")
     write_csv(startup, bench_dir / "startup.csv")
     write_csv(dispatch, bench_dir / "dispatch.csv")
     write_csv(loaders, bench_dir / "data.csv")
@@ -108,6 +111,12 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
         "the 5 s target is about (the run then evaluates the test split and writes its files).",
         "## 4. Sweep dispatch",
         markdown(dispatch),
+        "Job packing (`hydra.launcher.jobs_per_task=K`): K digits jobs (small CNN, 2 epochs) started at once as a "
+        "packed task starts them, each told to take 1/K of the CPUs, on this machine's device: their summed "
+        "training samples/s and its ratio to one job alone (`throughput_x`), and jobs finished per hour against "
+        "one at a time (`jobs_per_hour_x`, start-up included). `spikesweep bench packing` (on a GPU it shares "
+        "the GPU).",
+        markdown(packing) if packing else "Job packing: full report only (a minute).",
         "## 5. Data loaders",
         markdown(loaders),
         "Each dataset present under `paths.data_dir` (not here: " + (", ".join(absent) or "none") + "): "

@@ -15,13 +15,15 @@ BENCHES = {
     "status": "`status` and the `--resume` plan on a synthetic N-job sweep (target: under 1 s for 1,000)",
     "data": "loader samples/s vs the train step's (dataset=NAME [overrides...] [--batches N])",
     "model": "train-step samples/s, memory and neuron/conv time split vs. spikingjelly's eager LIFNode",
+    "packing": "K jobs sharing one allocation (hydra.launcher.jobs_per_task=K) against one job alone",
     "coco": "the COCO evaluators on synthetic detections: pycocotools (reference) vs. faster-coco-eval (task=detection's)",
 }
 
 
 def cmd_bench(args: list[str]) -> int:
     runners = {"model": _bench_model, "neuron": _bench_neuron, "report": _bench_report, "dispatch": _bench_dispatch,
-               "stdp": _bench_stdp, "status": _bench_status, "coco": _bench_coco}
+               "stdp": _bench_stdp, "status": _bench_status, "coco": _bench_coco,
+               "packing": _bench_packing}
     if args[:1] and args[0] in runners:
         return runners[args[0]](args[1:])
     parser = argparse.ArgumentParser(
@@ -81,6 +83,32 @@ def _bench_dispatch(args: list[str]) -> int:
     if opts.points < 1:
         raise UserError(f"--points must be at least 1, got {opts.points}")
     rows = bench_dispatch(opts.points)
+    write_csv(rows, opts.csv)
+    print_rows(rows)
+    return 0
+
+
+def _bench_packing(args: list[str]) -> int:
+    """`bench packing [--jobs 1,2,4] [overrides...]`: throughput of K packed jobs on this machine's device."""
+    from spikesweep.bench.packing import JOB, bench_packing
+    from spikesweep.bench.report import print_rows
+    from spikesweep.tables import write_csv
+
+    parser = argparse.ArgumentParser(prog="spikesweep bench packing")
+    parser.add_argument("--jobs", default="1,2,4", help="the K to measure, comma-separated, 1 first")
+    parser.add_argument("--csv", type=Path, default=Path("bench/packing.csv"))
+    opts, overrides = parser.parse_known_args(args)
+    try:
+        jobs = tuple(int(k) for k in opts.jobs.split(","))
+    except ValueError:
+        raise UserError(f"--jobs {opts.jobs}: comma-separated integers, e.g. 1,2,4") from None
+    if jobs[0] != 1 or min(jobs) < 1:
+        raise UserError(f"--jobs {opts.jobs}: starts with 1 (the baseline), every K >= 1")
+    checked([*JOB, *overrides])
+    try:
+        rows = bench_packing(jobs, (*JOB, *overrides))
+    except RuntimeError as err:
+        raise UserError(str(err).splitlines()[0]) from None
     write_csv(rows, opts.csv)
     print_rows(rows)
     return 0

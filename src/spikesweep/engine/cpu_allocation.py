@@ -13,6 +13,8 @@ from dataclasses import dataclass
 # models consumes it (bench/notes.md), so 8 leave a wide margin, and each more is a process that holds a copy
 # of the dataset's Python objects and adds start-up time to every loader.
 MAX_AUTO_WORKERS = 8
+#: Set by a packed SLURM task (hydra.launcher.jobs_per_task=K) for each of its K jobs: they share its CPUs.
+PACKED_JOBS_ENV = "SPIKESWEEP_PACKED_JOBS"
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ def check_num_workers(value: object) -> int | str:
 def cpu_allocation(num_workers: object = "auto", device_type: str = "cuda",
                    environ: Mapping[str, str] | None = None) -> CpuAllocation:
     """The CPUs this process may use (SLURM_CPUS_PER_TASK, else its CPU affinity), shared with the other ranks
-    of this node (LOCAL_WORLD_SIZE); `auto` workers take all but one of them, capped at MAX_AUTO_WORKERS, and
+    of this node (LOCAL_WORLD_SIZE) and with the other jobs packed into the same task; `auto` workers take all but one of them, capped at MAX_AUTO_WORKERS, and
     torch's threads take the rest (OMP_NUM_THREADS, when set, wins). Training on the CPU, `auto` is 0 workers:
     the model's own step needs those CPUs, and a worker's batches cost inter-process copies (2 cores, CIFAR
     crop+flip: 1,309 samples/s with one worker against 2,133 in the training process, bench/notes.md)."""
@@ -62,7 +64,10 @@ def cpu_allocation(num_workers: object = "auto", device_type: str = "cuda",
     # has its own; ranks that torchrun started inside one task (or one machine's affinity) share theirs.
     own_tasks = slurm is not None and (_positive_int(env.get("SLURM_NTASKS")) or 1) > 1
     ranks = 1 if own_tasks else _positive_int(env.get("LOCAL_WORLD_SIZE")) or 1
-    cpus = max(1, total // ranks)
+    packed = _positive_int(env.get(PACKED_JOBS_ENV)) or 1
+    cpus = max(1, total // (ranks * packed))
+    if packed > 1:
+        source += f", shared by {packed} packed jobs"
     if num_workers != "auto":
         workers = num_workers
     else:

@@ -132,19 +132,22 @@ def job_row(run_dir: Path, num: int, overrides: list[str], epochs_total: Any, lo
 def slurm_states(sweep_dir: Path) -> dict[int, str]:
     """Job number -> state from squeue (then sacct for ended jobs), for a sweep submitted by submitit.
 
-    submitit names each array task's folder .submitit/<array>_<task>; task i of an array is job number i
-    (true of a sweep's first submission; a resumed subset's arrays start at their first job number and are
-    read from the run directories instead)."""
+    The launcher records which array task runs each job (.submitit/tasks.json). Without that record (a sweep
+    submitted before it existed), submitit's .submitit/<array>_<task> folders of the first array are read,
+    task i being job i."""
     folder = sweep_dir / ".submitit"
     if not folder.is_dir() or shutil.which("squeue") is None:
         return {}
-    arrays = sorted({n.split("_")[0] for n in _task_folders(folder)}, key=lambda a: (len(a), a))
-    if not arrays:
+    tasks = sweep_record.read_tasks(sweep_dir)
+    if not tasks:
+        arrays = sorted({n.split("_")[0] for n in _task_folders(folder)}, key=lambda a: (len(a), a))
+        # the sweep's own submission: a resume's arrays number their tasks from 0 again
+        tasks = {int(n.split("_")[1]): n for n in _task_folders(folder) if arrays and n.split("_")[0] == arrays[0]}
+    if not tasks:
         return {}
-    arrays = arrays[:1]  # the sweep's own submission: a resume's arrays number their tasks from 0 again
-    states: dict[int, str] = {}
-    raw: dict[int, str] = {}
-    ids = arrays[0]
+    ids = ",".join(sorted({task.split("_")[0] for task in tasks.values()}))
+    by_task: dict[str, str] = {}
+    asked = False
     for command in (["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ids],
                     ["squeue", "-h", "-r", "-o", "%i|%T", "-j", ids]):  # squeue last: it is the fresher
         if shutil.which(command[0]) is None:
@@ -153,18 +156,15 @@ def slurm_states(sweep_dir: Path) -> dict[int, str]:
             done = subprocess.run(command, capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             continue
-        out = done.stdout
-        if command[0] == "squeue" and done.returncode == 0:
-            states[-1] = "asked"  # squeue answered: a task it does not list is not queued or running
-        for line in out.splitlines():
+        asked = asked or (command[0] == "squeue" and done.returncode == 0)
+        for line in done.stdout.splitlines():
             job_id, _, state = line.partition("|")
-            _, _, task = job_id.partition("_")
-            if task.isdigit():
-                ours = SLURM_STATES.get(state.split()[0] if state else "")
-                if ours:  # COMPLETED says nothing: a job of ours that failed ends COMPLETED too
-                    states[int(task)] = ours
-                    raw[int(task)] = state.split()[0]
-    return {num: f"{state}:{raw.get(num, '')}" for num, state in states.items()}
+            if SLURM_STATES.get(state.split()[0] if state else ""):  # not COMPLETED: a failed job of ours ends COMPLETED too
+                by_task[job_id] = state.split()[0]
+    states = {num: f"{SLURM_STATES[by_task[task]]}:{by_task[task]}" for num, task in tasks.items() if task in by_task}
+    if asked:  # squeue answered: a task it does not list is not queued or running
+        states[-1] = "asked"
+    return states
 
 
 def collect(sweep_dir: Path, use_slurm: bool = True) -> list[dict[str, Any]]:
@@ -183,8 +183,9 @@ def collect(sweep_dir: Path, use_slurm: bool = True) -> list[dict[str, Any]]:
     rows = [job_row(sweep_dir / str(num), num, overrides, epochs, locked, slurm.get(num), now)
             for num, overrides, epochs in jobs]
     if -1 in slurm:  # neither squeue nor sacct knows it, and no directory: cancelled before it started
+        submitted = set(sweep_record.read_tasks(sweep_dir)) or set(range(_array_size(sweep_dir)))
         for row in rows:
-            if row["job"] not in slurm and row["state"] == "queued" and row["job"] < _array_size(sweep_dir):
+            if row["job"] not in slurm and row["state"] == "queued" and row["job"] in submitted:
                 row |= {"state": "failed", "error": "SLURM: ended without starting (cancelled while pending?)"}
     return rows
 

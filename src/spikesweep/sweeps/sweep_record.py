@@ -136,3 +136,23 @@ def locate(name_or_dir: str, root: Path) -> Path:
         return newest(root, name_or_dir)
     raise FileNotFoundError(f"no sweep directory or named multirun '{name_or_dir}' (looked for {path} and "
                             f"{root / 'multirun' / name_or_dir})")
+
+
+#: Job number -> the SLURM array task that runs it ("<array>_<task>"), written at each submission.
+TASKS = ".submitit/tasks.json"
+
+
+def note_tasks(sweep_dir: Path, tasks: dict[int, str]) -> None:
+    """Record which array task runs each job: with packing (K jobs per task), several arrays (MaxArraySize) or
+    a resumed subset, task i is not job i. A later submission of a job replaces its entry."""
+    path = sweep_dir / TASKS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    known = read_tasks(sweep_dir) | tasks
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({str(num): task for num, task in sorted(known.items())}, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def read_tasks(sweep_dir: Path) -> dict[int, str]:
+    path = sweep_dir / TASKS
+    return {int(num): task for num, task in json.loads(path.read_text()).items()} if path.is_file() else {}
