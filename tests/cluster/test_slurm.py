@@ -170,4 +170,5 @@ def test_dispatch_benchmark_submits_real_arrays(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     cases = [line.split(",")[0] for line in (tmp_path / "d.csv").read_text().splitlines()[1:]]
     assert cases == ["compose + validate 3 jobs", "submitit: 3-task job array",
-                     "spikesweep train -m on SLURM: 3 points (start to all queued)"]
+                     "spikesweep train -m on SLURM: 3 points (start to all queued)",
+                     "spikesweep train -m on SLURM: 1000 points (start to all queued)"]  # every task queued

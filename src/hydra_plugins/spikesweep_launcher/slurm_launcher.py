@@ -18,11 +18,10 @@ from typing import Any
 from dataclasses import dataclass
 
 from hydra.core.config_store import ConfigStore
-from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurmLauncher
-from hydra_plugins.spikesweep_launcher.packed import PackedJobs
+from hydra_plugins.spikesweep_launcher.array_tasks import PackedJobs, SweepJob, save_launcher
 
 from spikesweep.sweeps.slurm_executor import require_slurm_clients, slurm_executor
 from spikesweep.sweeps.sweep_record import note_tasks
@@ -33,7 +32,7 @@ NOT_STARTED = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "CONFIGURING")
 
 @dataclass
 class SpikesweepSlurmConf(SlurmQueueConf):
-    """submitit's SLURM settings, plus job packing: K jobs of the sweep per array task (packed.py)."""
+    """submitit's SLURM settings, plus job packing: K jobs of the sweep per array task (array_tasks.py)."""
 
     _target_: str = "hydra_plugins.spikesweep_launcher.slurm_launcher.SlurmLauncher"
     jobs_per_task: int = 1
@@ -75,21 +74,22 @@ class SlurmLauncher(SubmititSlurmLauncher):
         executor = slurm_executor(self.params, self.params["submitit_folder"])
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        job_params = [(list(overrides), "hydra.sweep.dir", initial_job_idx + i, f"job_id_for_{initial_job_idx + i}",
-                       Singleton.get_state()) for i, overrides in enumerate(job_overrides)]
+        job_params = [(list(overrides), "hydra.sweep.dir", initial_job_idx + i, f"job_id_for_{initial_job_idx + i}")
+                      for i, overrides in enumerate(job_overrides)]
         if self.jobs_per_task > 1 and (int(self.params["tasks_per_node"]) > 1 or int(self.params["nodes"]) > 1):
             raise SystemExit("error: hydra.launcher.jobs_per_task packs single-process jobs into one task; it cannot "
                              "be combined with multi-task (DDP) jobs: set tasks_per_node=1 and nodes=1")
         packs = [job_params[i:i + self.jobs_per_task] for i in range(0, len(job_params), self.jobs_per_task)]
         self.jobs_in_pack = [len(pack) for pack in packs]
         limit = max_array_size()
+        shared = save_launcher(self, sweep_dir / ".submitit")
         jobs = []
         for first in range(0, len(packs), limit):  # SLURM refuses an array of more than MaxArraySize tasks
             chunk = packs[first:first + limit]
             if self.jobs_per_task == 1:
-                jobs += executor.map_array(self, *zip(*(pack[0] for pack in chunk)))
+                jobs += executor.map_array(SweepJob(shared), *zip(*(pack[0] for pack in chunk)))
             else:
-                jobs += executor.map_array(PackedJobs(self, sweep_dir / ".submitit" / "packed"), chunk)
+                jobs += executor.map_array(PackedJobs(shared, sweep_dir / ".submitit" / "packed"), chunk)
         self.task_index = {job.job_id: index for index, job in enumerate(jobs)}
         note_tasks(sweep_dir, {params[2]: job.job_id for job, pack in zip(jobs, packs) for params in pack})
         return jobs
