@@ -26,3 +26,13 @@ def test_an_unknown_cluster_profile_is_one_line(tmp_path, capsys, monkeypatch):
     assert main(["search", "digits", "--dry-run", "hydra/launcher=slurm", "+cluster=nowhere"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "nowhere" in err[0], err
+
+
+def test_sweep_of_a_search_name_is_the_search(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", "search_digits", "--dry-run"]) == 0  # the name its sweep directories carry
+    assert "search search_digits: maximize val_top1 over 20 trials" in capsys.readouterr().out
+    assert main(["sweep", "digitz", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown named multirun 'digitz'") and err.endswith(
+        "hyperparameter searches: digits, survey_cf10")

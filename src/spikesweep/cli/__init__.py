@@ -15,6 +15,7 @@ USAGE = """spikesweep <command> [args]
 commands:
   train [overrides...]                one run, e.g. `spikesweep train model=small_cnn surrogate=sigmoid`
   sweep NAME [overrides...] [--dry-run] [--max-failures N] [--detach]   the named multirun experiments/NAME.yaml
+                                      (a search's NAME runs `search NAME`)
                                       (--detach, under hydra/launcher=slurm: submit and return)
   sweep NAME --resume [SWEEP_DIR] [--rerun failed|all]   run again its jobs that did not complete
   list                                the named multiruns and hyperparameter searches

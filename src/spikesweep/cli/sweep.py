@@ -7,8 +7,13 @@ from spikesweep.cli.common import UserError, checked, run_hydra
 
 
 def cmd_sweep(args: list[str]) -> int:
-    from spikesweep.sweeps import catalogue
+    from spikesweep.sweeps import catalogue, search
 
+    searched = search.file_name(args[0]) if args and args[0] not in catalogue.names() else None
+    if searched is not None:  # a hyperparameter search is a sweep too: `sweep digits --dry-run` shows its space
+        from spikesweep.cli.search import cmd_search
+
+        return cmd_search([searched, *args[1:]])
     parser = argparse.ArgumentParser(prog="spikesweep sweep")
     parser.add_argument("name")
     parser.add_argument("--dry-run", action="store_true", help="list the jobs without running them")
@@ -31,7 +36,7 @@ def cmd_sweep(args: list[str]) -> int:
             if "," in value or (not value and not key.startswith(("+", "~", "-"))):
                 catalogue.split_values(value, key)
     except KeyError as err:  # an unknown sweep name
-        raise UserError(err.args[0]) from None
+        raise UserError(f"{err.args[0]}; hyperparameter searches: {', '.join(search.names())}") from None
     checked(["-m", f"+experiments={sweep.name}", *overrides])
     if opts.dry_run:
         return _dry_run(sweep, overrides)

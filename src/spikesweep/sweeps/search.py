@@ -40,6 +40,15 @@ def names() -> list[str]:
     return sorted(p.stem for p in SEARCH_DIR.glob("*.yaml"))
 
 
+def file_name(name: str) -> str | None:
+    """The conf/hparams_search/ file of a search given by file name (`digits`) or by its own name
+    (`search_digits`, as its sweep directory is called), or None."""
+    for stem in names():
+        if name in (stem, f"search_{stem}"):
+            return stem
+    return None
+
+
 def load(name: str, settings: list[str] | None = None) -> dict[str, Any]:
     """conf/hparams_search/NAME.yaml, with `key=value` settings applied (e.g. n_trials=6, pruner.n_startup_trials=1)."""
     import yaml  # here: `status` imports this module for trial_overrides only
