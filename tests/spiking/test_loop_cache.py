@@ -65,3 +65,24 @@ def test_a_saved_loop_whose_guards_refuse_the_call_falls_back_to_compiling(tmp_p
     transposed = torch.arange(6.0).reshape(3, 2).t()  # the same shape, not contiguous
     assert torch.equal(loop_cache.run_compiled(_doubled, transposed), 2 * transposed)
     assert list(loop_cache._LOADED.values()) == [None]  # refused by its guards, compiled instead
+
+
+@pytest.mark.slow
+def test_each_compile_says_so_in_one_line_with_how_long_the_last_ones_took(tmp_path, monkeypatch, caplog):
+    import torch
+
+    from spikesweep.spiking.neurons import loop_cache
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(loop_cache, "_LOADED", {})
+    caplog.set_level("INFO", logger=loop_cache.__name__)
+    loop_cache.run_compiled(_doubled, torch.ones(2, 3))
+    loop_cache.run_compiled(_doubled, torch.ones(4, 5))
+    lines = [r.getMessage() for r in caplog.records]
+    folder = tmp_path / "spikesweep_loops"
+    assert lines[0] == (f"compiling the neuron loop _doubled for [(2, 3)] (the first on this machine: seconds to a "
+                        f"minute on a CPU; saved for later runs in {folder})")
+    taken = json.loads((folder / "compile_seconds.json").read_text())
+    assert len(taken) == 2 and all(t > 0 for t in taken)
+    assert lines[1].startswith(f"compiling the neuron loop _doubled for [(4, 5)] (about {taken[0]:.0f} s, as the "
+                               "last 1 here took;")

@@ -9,6 +9,9 @@ $TORCHINDUCTOR_CACHE_DIR/spikesweep_loops (run.py points that at `paths.cache_di
 saved loop's guards refuse a call, the loop is compiled as usual. Shapes stay static (one file per layer
 shape): Inductor's kernels over a symbolic size ran 10-20 % slower on the CPU (BENCHMARKS.md notes).
 
+Compiling is the one silent wait of a run's start, so each compile says so in one line, with how long the last
+compiles on this machine took (compile_seconds.json beside the loops).
+
 A loaded loop checks its tensors' metadata but not Python values it read while traced, so the file name
 carries them: the loop's source and the surrogates', torch's version, every non-tensor argument's value
 and each tensor's dtype, device, shape, requires_grad and inference flag. The loops read no globals.
@@ -16,14 +19,20 @@ and each tensor's dtype, device, shape, requires_grad and inference flag. The lo
 
 import functools
 import hashlib
+import json
+import logging
 import os
+import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+log = logging.getLogger(__name__)
 _GUARD_FAILED = "GuardManager check failed"
+_TIMES = "compile_seconds.json"  # the last compiles' durations on this machine, for the estimate
 _SOURCES = tuple(Path(__file__).parent.parent / name for name in ("neurons/compiled.py", "surrogate.py"))
 
 
@@ -64,12 +73,39 @@ def _load_or_compile(fn: Callable, args: tuple[Any, ...], path: Path) -> Callabl
                 return torch.compiler.load_compiled_function(f)
         except Exception:  # noqa: BLE001 - a stale or foreign file: compile afresh and replace it
             pass
+    shapes = [tuple(a.shape) for a in args if isinstance(a, torch.Tensor)]
+    log.info("compiling the neuron loop %s for %s (%s; saved for later runs in %s)", fn.__name__, shapes,
+             compile_estimate(path.parent), path.parent)
+    started = time.perf_counter()
     compiled = torch.compile(fn, fullgraph=True, dynamic=False).aot_compile((args, {}))
+    note_compile_time(path.parent, time.perf_counter() - started)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     compiled.save_compiled_function(str(partial))
     os.replace(partial, path)  # concurrent jobs of a sweep: each file appears whole or not at all
     return compiled
+
+
+def _compile_times(folder: Path) -> list[float]:
+    try:
+        return [float(t) for t in json.loads((folder / _TIMES).read_text())]
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def compile_estimate(folder: Path) -> str:
+    times = _compile_times(folder)
+    if not times:
+        return "the first on this machine: seconds to a minute on a CPU"
+    return f"about {statistics.median(times[-20:]):.0f} s, as the last {min(len(times), 20)} here took"
+
+
+def note_compile_time(folder: Path, seconds: float) -> None:
+    """Concurrent jobs may each add theirs and one may be lost: an estimate does not need them all."""
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f"{_TIMES}.{os.getpid()}.tmp"
+    partial.write_text(json.dumps([*_compile_times(folder)[-49:], round(seconds, 2)]))
+    os.replace(partial, folder / _TIMES)
 
 
 _LOADED: dict[Path, Callable | None] = {}  # None: its guards refused a call; compiled per process instead
