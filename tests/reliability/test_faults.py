@@ -206,6 +206,46 @@ def test_worker_death_while_a_checkpoint_is_written_is_reported_as_the_worker_de
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+class _DiesInAFinalizer:
+    """torch's SIGCHLD handler firing inside a finalizer: Python cannot raise it there, only print it."""
+
+    def __del__(self):
+        raise RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed. ")
+
+
+def test_a_worker_death_python_cannot_raise_prints_no_traceback(capsys, monkeypatch):
+    from spikesweep.engine.failures import worker_deaths_reported
+
+    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)  # Python's own, which prints (not pytest's)
+    with worker_deaths_reported("training"):
+        _DiesInAFinalizer()  # made and dropped: its __del__ raises where nothing can catch it
+    assert "Traceback" not in capsys.readouterr().err
+    assert sys.unraisablehook is sys.__unraisablehook__
+    _DiesInAFinalizer()  # outside a training phase Python prints it as ever
+    assert "Exception ignored" in capsys.readouterr().err
+
+
+class _CtrlCWhilePickled:
+    """Pickling it presses Ctrl-C in the middle of torch.save (CI once had one land there, at an epoch's end)."""
+
+    def __reduce__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        return (int, (5,))
+
+
+def test_ctrl_c_while_a_checkpoint_is_written_comes_after_the_whole_checkpoint(tmp_path):
+    from spikesweep.engine import checkpoint as ckpt
+    from spikesweep.engine.preemption import Interruption
+
+    path = tmp_path / "last.pt"
+    with Interruption() as interruption, pytest.raises(KeyboardInterrupt):
+        ckpt.save_atomic({"epoch": 1, "x": _CtrlCWhilePickled()}, path)
+    assert torch.load(path, weights_only=False) == {"epoch": 1, "x": 5}  # written whole, then interrupted
+    assert not list(tmp_path.glob(".*.tmp"))
+    with pytest.raises(KeyboardInterrupt):
+        interruption.pending()  # and remembered, as any Ctrl-C
+
+
 def test_ctrl_c_says_how_to_resume_and_records_interrupted(tmp_path):
     cmd = [sys.executable, "-m", "spikesweep.cli", "train", "logger=none", "trainer.epochs=50", f"hydra.run.dir={tmp_path}"]
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,

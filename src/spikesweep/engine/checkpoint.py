@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from spikesweep.engine.failures import is_worker_death, quiet_further_worker_deaths
+from spikesweep.engine.preemption import interruptions_deferred
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: missing, truncated, unsafe, or from another model."""
@@ -24,11 +25,11 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with interruptions_deferred(), os.fdopen(fd, "wb") as f:  # a Ctrl-C now comes after the whole write
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)
     except (OSError, RuntimeError) as err:  # disk full, quota, size limit (torch reports these as RuntimeError)
         Path(tmp).unlink(missing_ok=True)
         if is_worker_death(err):  # a loader worker died while this was written: not the checkpoint's failure

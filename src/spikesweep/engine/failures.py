@@ -1,7 +1,9 @@
 """The failures a training loop turns into one actionable line."""
 
 import signal
+import sys
 from contextlib import contextmanager
+from typing import Any
 
 
 class NonFiniteLossError(RuntimeError):
@@ -23,6 +25,18 @@ def quiet_further_worker_deaths() -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 
+def _unraisable_without_worker_deaths(default: Any) -> Any:
+    """Python prints an exception raised where it cannot propagate (a finalizer, logging's at-fork lock
+    release) as "Exception ignored ... Traceback": seen in CI when torch's SIGCHLD handler fired there. Such
+    a worker death is not lost: the loader raises it again when it next waits for that worker."""
+
+    def hook(unraisable: Any) -> None:
+        if not is_worker_death(unraisable.exc_value):
+            default(unraisable)
+
+    return hook
+
+
 @contextmanager
 def worker_deaths_reported(where: str):
     """Turn torch's 'DataLoader worker ... exited unexpectedly' into one actionable line.
@@ -31,6 +45,8 @@ def worker_deaths_reported(where: str):
     `next(loader)`): the whole phase is wrapped. The usual cause on a shared node is the kernel's OOM
     killer, so the message says what to lower.
     """
+    default = sys.unraisablehook
+    sys.unraisablehook = _unraisable_without_worker_deaths(default)
     try:
         yield
     except RuntimeError as err:
@@ -41,3 +57,5 @@ def worker_deaths_reported(where: str):
             f"a data loader worker died during {where} ({str(err).splitlines()[0]}); if it ran out of memory, "
             "lower trainer.num_workers or trainer.batch_size"
         ) from err
+    finally:
+        sys.unraisablehook = default
