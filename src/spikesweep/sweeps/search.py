@@ -12,7 +12,6 @@ writers on a shared file system); search.json records what the search is, so a r
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from typing import Any, TextIO
 
 from spikesweep import REPO_ROOT
 from spikesweep.sweeps.slurm_executor import slurm_executor
+from spikesweep.sweeps.sweep_record import write_json
 
 SEARCH_DIR = REPO_ROOT / "conf" / "hparams_search"
 RECORD = "search.json"
@@ -161,7 +161,7 @@ def write_record(sweep_dir: Path, spec: dict[str, Any], resumes: list[str] | Non
     old = read_record(sweep_dir) or {}
     record = {"spec": spec, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumes": resumes or [],
               "launcher": launcher or [], "trials": old.get("trials", {}), "slurm_arrays": old.get("slurm_arrays", [])}
-    _write(sweep_dir, record)
+    write_json(sweep_dir / RECORD, record)
 
 
 def record_lock(sweep_dir: Path):
@@ -175,7 +175,7 @@ def note_trial(sweep_dir: Path, number: int, params: dict[str, Any]) -> None:
     """Called under `record_lock`."""
     record = read_record(sweep_dir)
     record["trials"][str(number)] = param_overrides(params)
-    _write(sweep_dir, record)
+    write_json(sweep_dir / RECORD, record)
 
 
 def note_array(sweep_dir: Path, array: str) -> None:
@@ -183,20 +183,13 @@ def note_array(sweep_dir: Path, array: str) -> None:
     with record_lock(sweep_dir):
         record = read_record(sweep_dir)
         record["slurm_arrays"] = [*record.get("slurm_arrays", []), array]
-        _write(sweep_dir, record)
+        write_json(sweep_dir / RECORD, record)
 
 
 def trial_overrides(sweep_dir: Path) -> dict[int, list[str]]:
     """Trial number -> its parameter overrides, from search.json ({} for a directory that is not a search)."""
     record = read_record(sweep_dir) if (sweep_dir / RECORD).is_file() else None
     return {int(n): o for n, o in (record or {}).get("trials", {}).items()}
-
-
-def _write(sweep_dir: Path, record: dict[str, Any]) -> None:
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    tmp = sweep_dir / f".{RECORD}.tmp"
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, sweep_dir / RECORD)
 
 
 def difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
@@ -427,8 +420,8 @@ def active_arrays(sweep_dir: Path) -> list[str]:
     if not arrays:
         return []
     out = subprocess.run(["squeue", "-h", "-o", "%F %T", "-j", ",".join(arrays)], capture_output=True, text=True)
-    return sorted({line.split()[0] for line in out.stdout.splitlines() if line.split()[1:2]
-                   and line.split()[1] in ACTIVE and line.split()[0] in arrays})
+    listed = (line.partition(" ") for line in out.stdout.splitlines())
+    return sorted({array for array, _, state in listed if array in arrays and state in ACTIVE})
 
 
 def run_on_slurm(sweep_dir: Path, spec: dict[str, Any], tasks: int, params: dict[str, Any],

@@ -83,11 +83,16 @@ def read(sweep_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def write_json(path: Path, data: Any) -> None:
+    """Whole or not at all: a reader (status, a resume, another worker) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
 def write(sweep_dir: Path, record: dict[str, Any]) -> None:
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    tmp = sweep_dir / f".{FILE}.tmp"
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, sweep_dir / FILE)
+    write_json(sweep_dir / FILE, record)
 
 
 def difference(old: dict[str, Any], axes: dict[str, list[str]], fixed: list[str]) -> str | None:
@@ -145,12 +150,8 @@ TASKS = ".submitit/tasks.json"
 def note_tasks(sweep_dir: Path, tasks: dict[int, str]) -> None:
     """Record which array task runs each job: with packing (K jobs per task), several arrays (MaxArraySize) or
     a resumed subset, task i is not job i. A later submission of a job replaces its entry."""
-    path = sweep_dir / TASKS
-    path.parent.mkdir(parents=True, exist_ok=True)
     known = read_tasks(sweep_dir) | tasks
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({str(num): task for num, task in sorted(known.items())}, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_json(sweep_dir / TASKS, {str(num): task for num, task in sorted(known.items())})
 
 
 def read_tasks(sweep_dir: Path) -> dict[int, str]:
