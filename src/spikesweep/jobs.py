@@ -1,7 +1,8 @@
-"""The Hydra task: one job of a run or a sweep, dispatched by its kind (`job: train | bench_neuron`).
+"""The Hydra task: one job of a run or a sweep, dispatched by its kind (`job: train | bench_neuron | export_fpga`).
 
-Training is run.py's; a cell of the neuron speed grid (experiments/survey_speed.yaml) is the benchmark's.
-Here, above both, so that the training run knows no benchmark. A failed job in a sweep is recorded and the
+Training is run.py's; a cell of the neuron speed grid (experiments/survey_speed.yaml) is the benchmark's; one
+bit width of a fixed-point export (experiments/stdbp_fpga_bits.yaml) is the exporter's. Here, above them all,
+so that the training run knows no benchmark and no exporter. A failed job in a sweep is recorded and the
 sweep goes on; a single run exits non-zero with one line.
 """
 
@@ -23,10 +24,9 @@ from spikesweep.run import RunError, git_description, train, write_summary
 log = logging.getLogger("spikesweep")
 
 
-def bench_cell(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    """A speed-grid job (`job: bench_neuron`) in place of a training run: the same run directory files."""
-    from spikesweep.bench.neuron import run_cell
-
+def other_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """A job other than training (a speed-grid cell, an export) writes the same run directory files; a user's
+    mistake (ValueError) fails it in one line with its summary.json saying why."""
     validate(cfg)
     started = time.time()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -35,7 +35,15 @@ def bench_cell(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str
     (run_dir / "git.txt").write_text(git_description())
     provenance.write(run_dir)
     try:
-        summary = run_cell(OmegaConf.to_container(cfg.bench, resolve=True), run_dir)
+        if cfg.job == "bench_neuron":
+            from spikesweep.bench.neuron import run_cell
+
+            summary = run_cell(OmegaConf.to_container(cfg.bench, resolve=True), run_dir)
+        else:
+            from spikesweep.export.export_job import run_export_job
+
+            summary = run_export_job(Path(cfg.ckpt), OmegaConf.to_container(cfg.export, resolve=True),
+                                     OmegaConf.to_container(cfg.paths, resolve=True), run_dir)
     except ValueError as err:
         write_summary(run_dir, {"status": "failed", "error": str(err), "wall_time_s": time.time() - started})
         raise RunError(str(err)) from err
@@ -62,8 +70,8 @@ def hydra_main(cfg: DictConfig) -> str:
         raise SystemExit(f"error: {err}") from None
     try:
         with preemption, Interruption() as interruption:
-            if cfg.get("job") == "bench_neuron":
-                return bench_cell(cfg, run_dir, list(hc.overrides.task))["status"]
+            if cfg.get("job", "train") != "train":
+                return other_job(cfg, run_dir, list(hc.overrides.task))["status"]
 
             def stop() -> bool:  # asked after every optimizer step
                 return interruption.pending() or preemption.requested()

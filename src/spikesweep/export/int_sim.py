@@ -87,6 +87,28 @@ def run(pkg: dict[str, Any], x_int: np.ndarray) -> list[np.ndarray]:
     return outs
 
 
+def synaptic_ops(pkg: dict[str, Any], x_int: np.ndarray, outs: list[np.ndarray]) -> dict[str, int]:
+    """The accumulations the package's conv and linear layers actually do on this batch (NeuroBench's effective
+    synaptic operations): one per nonzero input and the weight it meets. A layer fed 0/1 spikes does ACs (an add);
+    one fed multi-bit values (a direct-coded input, a sum-pooled map) does MACs."""
+    ops = {"acs": 0, "macs": 0}
+    inputs = [np.asarray(x_int)] + outs[:-1]
+    for lay, x in zip(pkg["layers"], inputs):
+        if lay["kind"] not in ("conv", "linear"):
+            continue
+        active = (x != 0).astype(np.int64)
+        flat = active.reshape(-1, *active.shape[2:])  # [B*T, ...]
+        w = lay["weight_values"]
+        if lay["kind"] == "linear":
+            count = int(flat.sum()) * w.shape[0]
+        else:  # each output counts the active inputs of its window: a conv of the mask with ones, times C_out
+            ones = np.ones((1, *w.shape[1:]), dtype=np.int64)
+            p = lay["params"]
+            count = int(_conv(flat, ones, np.zeros((1, 1), dtype=np.int64), p["stride"], p["padding"]).sum()) * w.shape[0]
+        ops["acs" if np.isin(x, (0, 1)).all() else "macs"] += count
+    return ops
+
+
 def predictions(pkg: dict[str, Any], outs: list[np.ndarray]) -> np.ndarray:
     """Classes from the last layer summed over time (the engine averages the per-step outputs)."""
     return outs[-1].sum(axis=1).reshape(outs[-1].shape[0], -1).argmax(axis=1)

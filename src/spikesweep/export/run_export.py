@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import Subset
 
 from spikesweep.assemble import Assembly, assemble
 from spikesweep.engine import checkpoint as ckpt
@@ -30,11 +31,13 @@ class LoadedRun:
     chain: Chain
 
 
-def load_run(run: Path, with_data: bool = True) -> LoadedRun:
+def load_run(run: Path, with_data: bool = True, paths: dict[str, Any] | None = None) -> LoadedRun:
+    """`paths`: this machine's (data_dir, ...) in place of those the run was trained with."""
     path = find_checkpoint(run)
     state = ckpt.load(path)
     cfg = state["config"]
     cfg = {**cfg, "neuron": {**cfg["neuron"], "backend": "torch"}} if "backend" in cfg["neuron"] else cfg
+    cfg = {**cfg, "paths": paths} if paths is not None else cfg
     parts = assemble(cfg, with_data=with_data, eager=True)  # the eager torch loop: spikingjelly's own nodes
     ckpt.load_model_weights(parts.model, state, path)
     parts.model.eval()
@@ -64,6 +67,18 @@ def export(run: Path, to: str, out: Path | None = None, *, dt: float = 1e-4, bit
 
 
 def export_fpga(loaded: LoadedRun, out: Path, bits: int, samples: int, calib_samples: int, eval_samples: int) -> str:
+    report = write_fpga(loaded, out, bits, samples, calib_samples, eval_samples)
+    return (f"wrote {out} ({bits}-bit weights, {report['acc_bits']}-bit membranes, {report['memory_kB']} kB of "
+            f"memories, golden traces for {report['golden_samples']} test samples)\n"
+            f"accuracy on {report['eval_samples']} test samples: float {report['float_accuracy']:.2%}, "
+            f"quantised (integer simulator) {report['quantised_accuracy']:.2%}")
+
+
+def write_fpga(loaded: LoadedRun, out: Path, bits: int, samples: int, calib_samples: int, eval_samples: int,
+               batch: int = 256) -> dict[str, Any]:
+    """The package in `out`, and its report (also out/report.json): the float chain's accuracy beside the
+    package's as the integer simulator runs it from its files, on the same spike-coded test samples, and the
+    synaptic operations per sample that the package does."""
     import json
 
     from spikesweep.export import int_sim
@@ -78,20 +93,23 @@ def export_fpga(loaded: LoadedRun, out: Path, bits: int, samples: int, calib_sam
     gx, gy = _samples(data.test, samples)
     torch.manual_seed(0)  # spike codes (poisson) draw random numbers
     man = write_package(net, out, quantise_input(net, chain, gx), gy.numpy())
-    # accuracy: the float chain vs the package run by the integer simulator from its files
-    ex, ey = _samples(data.test, eval_samples)
-    torch.manual_seed(0)
-    x_seq = chain.encode(ex)
-    float_pred = chain.run(x_seq).mean(0).argmax(-1)
     pkg = int_sim.load_package(out)
-    x_int = quantise_input(net, chain, ex) if chain.encoding == "direct" else x_seq.transpose(0, 1).long().numpy()
-    q_pred = torch.from_numpy(int_sim.predictions(pkg, int_sim.run(pkg, x_int)))
-    report = {"bits": bits, "acc_bits": net.acc_bits, "eval_samples": int(len(ey)),
-              "float_accuracy": float((float_pred == ey).float().mean()),
-              "quantised_accuracy": float((q_pred == ey).float().mean()), "memory_kB": man["memory_kB"],
+    n = min(eval_samples, len(data.test))
+    float_right = quantised_right = 0
+    ops = {"acs": 0, "macs": 0}
+    torch.manual_seed(0)
+    for start in range(0, n, batch):  # T x batch x input at a time: the whole test set at T=100 would not fit
+        ex, ey = _samples(Subset(data.test, range(start, min(start + batch, n))), batch)
+        x_seq = chain.encode(ex)
+        float_right += int((chain.run(x_seq).mean(0).argmax(-1) == ey).sum())
+        x_int = quantise_input(net, chain, ex) if chain.encoding == "direct" else x_seq.transpose(0, 1).long().numpy()
+        outs = int_sim.run(pkg, x_int)
+        quantised_right += int((torch.from_numpy(int_sim.predictions(pkg, outs)) == ey).sum())
+        ops = {k: v + int_sim.synaptic_ops(pkg, x_int, outs)[k] for k, v in ops.items()}
+    report = {"bits": bits, "acc_bits": net.acc_bits, "eval_samples": n, "golden_samples": man["golden"]["samples"],
+              "float_accuracy": float_right / n, "quantised_accuracy": quantised_right / n,
+              "memory_kB": man["memory_kB"], "synops_per_sample": (ops["acs"] + ops["macs"]) / n,
+              "acs_per_sample": ops["acs"] / n, "macs_per_sample": ops["macs"] / n,
               "checkpoint": str(loaded.checkpoint)}
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    return (f"wrote {out} ({bits}-bit weights, {net.acc_bits}-bit membranes, {man['memory_kB']} kB of memories, "
-            f"golden traces for {man['golden']['samples']} test samples)\n"
-            f"accuracy on {len(ey)} test samples: float {report['float_accuracy']:.2%}, "
-            f"quantised (integer simulator) {report['quantised_accuracy']:.2%}")
+    return report

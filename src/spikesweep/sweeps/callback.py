@@ -47,6 +47,7 @@ class SweepSummary(Callback):
             for line in provenance_differences(sweep_dir):
                 print(f"warning: {line}")
         _gather_speed_cells(sweep_dir)
+        _gather_export_widths(sweep_dir)
         print(f"sweep {sweep_dir}: {len(by_dir) - len(failed_dirs)} succeeded, {len(failed_dirs)} failed")
         for run_dir in failed_dirs:
             print(f"  failed: {run_dir} (see its train.log)")
@@ -63,3 +64,13 @@ def _gather_speed_cells(sweep_dir: Path) -> None:
         write_csv(cells, sweep_dir / "neuron.csv")
         plot(cells, sweep_dir / "neuron.png")
         print(f"speed grid: {sweep_dir / 'neuron.csv'}, {sweep_dir / 'neuron.png'}")
+
+
+def _gather_export_widths(sweep_dir: Path) -> None:
+    """An export multirun (job=export_fpga) also gets its bit-width table: fpga_bits.csv and fpga_bits.png."""
+    from spikesweep.sweeps import export_table
+
+    written = export_table.write(sweep_dir, sweep_dir) if sweep_dir.is_dir() else None
+    if written:
+        print(written[0])
+        print(f"bit widths: {sweep_dir / 'fpga_bits.csv'}, {written[1]}")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from spikesweep import tables
-from spikesweep.sweeps import sweep_record
+from spikesweep.sweeps import export_table, sweep_record
 from spikesweep.sweeps.compare import collect, metric_of
 from spikesweep.tracking.jsonl import read_metrics
 
@@ -178,8 +178,11 @@ def report(sweep_dir: Path, reported: dict[str, float | None],
     cells = verdicts(grouped(rows), tolerance)
     (out / "grouped.json").write_text(json.dumps(cells, indent=2))
     pngs = plot(sweep_dir, rows, out)
+    widths = export_table.write(sweep_dir, out)  # an export sweep: its bit-width table leads
     markdown = "\n\n".join([
         f"# {sweep_dir}",
+        *(["## Fixed-point export per bit width", widths[0], f"![{widths[1].stem}]({widths[1].name})",
+           "## Jobs"] if widths else []),
         _table(rows, job_columns(m)),
         "## Mean ± std over seeds",
         _table(cells, ["cell", "runs", f"mean_{m}", f"std_{m}", f"paper_{m}", "tolerance", "verdict"]),
