@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("SPIKESWEEP_AUTO_BACKEND", "torch")
 # Its parity tests are the backends' checks; the once-per-machine check (backends/verify.py) is tested on its own.
 os.environ.setdefault("SPIKESWEEP_VERIFY_BACKENDS", "0")
+# The per-user cache (compiled loops, verdicts, data caches: `paths.cache_dir`'s default) of this test session,
+# not the user's: a test that needs a cold cache still names its own.
+os.environ.setdefault("SPIKESWEEP_USER_CACHE", tempfile.mkdtemp(prefix="spikesweep-test-cache-"))
 
 
 def _local_slurm() -> str | None:

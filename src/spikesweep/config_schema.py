@@ -45,7 +45,7 @@ class TrainerSchema:
     amp: str = MISSING
     grad_clip: float | None = MISSING
     label_smoothing: float = MISSING
-    compile: bool = MISSING
+    compile: Any = MISSING  # true | false | auto
     channels_last: bool = MISSING
     fold_bn_eval: bool = MISSING
     checkpoint_activations: str = MISSING
@@ -106,9 +106,10 @@ SCHEMAS = {
     "logger": LoggerSchema,
     "paths": PathsSchema,
 }
-JOBS = ("train", "bench_neuron")
+JOBS = ("train", "bench_neuron", "export_fpga")
 CHOICES = {
     "trainer.amp": ("auto", "bf16", "fp16", "off"),
+    "trainer.compile": (True, False, "auto"),
     "trainer.mixup.mode": ("batch", "pair", "elem"),
     "trainer.checkpoint_activations": ("none", "blocks"),
     "optimizer.impl": ("auto", "foreach", "fused", "single"),
@@ -158,6 +159,9 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"job={job!r} is not one of {', '.join(JOBS)}")
     if job == "bench_neuron" and "bench" not in cfg:
         raise ConfigError("job=bench_neuron needs a `bench` node ({T, N, device, ...}): use +experiments=survey_speed")
+    if job == "export_fpga" and ("export" not in cfg or not cfg.get("ckpt")):
+        raise ConfigError("job=export_fpga needs a trained run: ckpt=RUN_DIR (or a .pt file) and an `export` node "
+                          "({bits, ...}): use +experiments=stdbp_fpga_bits ckpt=RUN_DIR")
     if cfg.trainer.eval_only and not cfg.get("ckpt"):
         raise ConfigError("trainer.eval_only=true needs a checkpoint: add ckpt=PATH")
 

@@ -18,6 +18,16 @@ def run_stamp() -> str:
     return datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
 
 
+def user_cache() -> str:
+    """The per-user cache (spiking/backends/user_cache.py): compiled loops and data caches are shared by every
+    clone and every job of a sweep on the machine."""
+    from spikesweep.spiking.backends.user_cache import user_cache_dir
+
+    return str(user_cache_dir())
+
+
 def register() -> None:
     if not OmegaConf.has_resolver("run_stamp"):
         OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True)
+    if not OmegaConf.has_resolver("user_cache"):
+        OmegaConf.register_new_resolver("user_cache", user_cache)

@@ -15,7 +15,8 @@ def test_list_shows_the_demo(tmp_path):
 
 
 def test_demo_sweep_runs_every_job_and_compares(tmp_path):
-    out = run_cli("sweep", "demo", "trainer.epochs=1", "trainer.max_steps_per_epoch=2", "logger=none", cwd=tmp_path)
+    out = run_cli("sweep", "demo", "trainer.epochs=1", "trainer.max_steps_per_epoch=2", "logger=none",
+                  f"paths.cache_dir={tmp_path / 'cache'}", cwd=tmp_path)  # a cold cache: the data is prepared once
     assert out.returncode == 0, out.stderr[-3000:]
     assert "6 succeeded, 0 failed" in out.stdout
     sweep_dirs = list((tmp_path / "multirun" / "demo").iterdir())

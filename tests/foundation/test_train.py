@@ -1,6 +1,7 @@
 """The real entry point (`spikesweep.run.train`) on the embedded digits, shrunk to a few steps."""
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -140,14 +141,20 @@ def test_held_out_split_is_fixed_disjoint_and_complete():
 
 
 @pytest.mark.slow
-def test_default_backend_on_cpu_trains_like_the_eager_reference(tmp_path, monkeypatch):
+def test_default_backend_on_cpu_trains_like_the_eager_reference(tmp_path, monkeypatch, caplog):
     """Users get `backend: auto` = compile (the suite forces torch for speed): same run, same numbers, and
-    the compiled loops' Inductor cache goes to paths.cache_dir, not /tmp."""
+    the compiled loops' Inductor cache goes to paths.cache_dir, not /tmp. This machine's record says a compile
+    takes a millisecond, so that compiling pays even in this short run (engine/compile_policy.py)."""
     eager = _train(tmp_path / "eager", "trainer.epochs=2")
     monkeypatch.delenv("SPIKESWEEP_AUTO_BACKEND")  # auto picks compile on CPU (tests/spiking/test_backends.py)
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/tmp/elsewhere")  # the config wins; restored after the test
-    compiled = _train(tmp_path / "auto", "trainer.epochs=2", f"paths.cache_dir={tmp_path / 'cache'}")
+    loops = tmp_path / "cache" / "inductor" / "spikesweep_loops"
+    loops.mkdir(parents=True)
+    (loops / "compile_seconds.json").write_text("[0.001]")
+    with caplog.at_level(logging.INFO, logger="spikesweep"):
+        compiled = _train(tmp_path / "auto", "trainer.epochs=2", f"paths.cache_dir={tmp_path / 'cache'}")
     for key in ("train_loss", "test_loss", "test_top1", "firing_rate"):
         assert compiled["final"][key] == pytest.approx(eager["final"][key], rel=1e-4, abs=1e-4), key
+    assert "compiling the neuron loops pays here: 4 loop(s)" in caplog.text
     assert any((tmp_path / "cache" / "inductor").rglob("*.py"))  # the generated kernels
     assert any((tmp_path / "cache" / "inductor" / "spikesweep_loops").glob("*.bin"))  # the loops, traced

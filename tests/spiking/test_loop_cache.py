@@ -11,8 +11,11 @@ import pytest
 # Trains two layer shapes and evaluates a third under inference_mode, on the compile backend and on the
 # eager reference; prints whether they agree and how many graphs Dynamo traced in this process.
 SCRIPT = """
-import json, torch
+import json, os, torch
 from spikesweep.spiking import build_neuron, build_surrogate
+from spikesweep.spiking.neurons import loop_cache
+if os.environ.get("HOLD"):  # as a training run's first steps do: unsaved loops run eager until a decision
+    loop_cache.hold_compiles()
 sg = build_surrogate({"name": "atan"})
 compiled, reference = (build_neuron({"name": "lif", "backend": b}, sg)() for b in ("compile", "torch"))
 same = True
@@ -26,22 +29,28 @@ for shape in [(4, 8, 16), (4, 3, 5)]:
 with torch.inference_mode():
     x = torch.randn(4, 6, 7)
     same &= torch.equal(compiled(x), reference(x))
-print(json.dumps({"same": bool(same), "traced": torch._dynamo.utils.counters["stats"]["unique_graphs"]}))
+decision = loop_cache.decide_compiles(1, 10) if os.environ.get("HOLD") else None
+print(json.dumps({"same": bool(same), "traced": torch._dynamo.utils.counters["stats"]["unique_graphs"],
+                  **({"held_loops": decision.loops, "compile": decision.compile} if decision else {})}))
 """
 
 
-def _run(cache) -> dict:
-    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache)}
+def _run(cache, hold: bool = False) -> dict:
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache), **({"HOLD": "1"} if hold else {})}
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
 def test_a_second_process_loads_the_loops_without_tracing_and_a_broken_file_is_replaced(tmp_path):
+    # a short run on a cold cache: every loop eager (nothing traced, nothing saved), and compiling does not pay
+    assert _run(tmp_path, hold=True) == {"same": True, "traced": 0, "held_loops": 5, "compile": False}
+    assert not (tmp_path / "spikesweep_loops").exists()
     first = _run(tmp_path)
     files = sorted((tmp_path / "spikesweep_loops").glob("*.bin"))
     assert first == {"same": True, "traced": 5} and len(files) == 5  # per shape: forward, backward; inference
     assert _run(tmp_path) == {"same": True, "traced": 0}
+    assert _run(tmp_path, hold=True) == {"same": True, "traced": 0}  # saved loops load at once: nothing held
     files[0].write_bytes(b"not a compiled function")
     assert _run(tmp_path) == {"same": True, "traced": 1}
     assert _run(tmp_path) == {"same": True, "traced": 0}  # the broken file was replaced

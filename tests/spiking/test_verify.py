@@ -155,3 +155,14 @@ def test_doctor_shows_a_failed_backend_and_exits_1(checks_on, broken_compile, ca
     assert " failed " in row and "max difference" in row
     assert main(["doctor", "--backends", "torch,gpu"]) == 2
 
+
+
+def test_paths_cache_dir_defaults_to_the_per_user_cache(monkeypatch, tmp_path):
+    """Compiled loops and data caches are shared by every clone: `paths.cache_dir` is the per-user cache."""
+    from tests.conftest import compose
+
+    monkeypatch.delenv("SPIKESWEEP_CACHE", raising=False)
+    monkeypatch.setenv(user_cache.ENV, str(tmp_path / "mine"))
+    assert compose().paths.cache_dir == str(tmp_path / "mine")
+    monkeypatch.setenv("SPIKESWEEP_CACHE", str(tmp_path / "this clone"))
+    assert compose().paths.cache_dir == str(tmp_path / "this clone")

@@ -41,6 +41,7 @@ commands:
   bench model model=X dataset=Y [--steps N] [trainer.batch_size=B trainer.compile=true trainer.amp=bf16 ...]
                                       train-step samples/s, memory and neuron/conv time split vs. spikingjelly's eager LIFNode
   bench coco [--images N] [--detections N]   task=detection's COCO evaluator vs. faster-coco-eval (same mAP)
+  bench compile [--sizes N,N]         a neuron loop eager vs. compiled, its compile time, the calls that repay it
   doctor [--surrogate NAME] [--backends torch,compile,...] [--shape 4,8,128,16,16]
                                       every neuron backend here: verified / failed / unavailable, and its speed
   info model=X dataset=Y [overrides...]   params, FLOPs, SOPs and energy at init, memory per sample

@@ -17,13 +17,14 @@ BENCHES = {
     "model": "train-step samples/s, memory and neuron/conv time split vs. spikingjelly's eager LIFNode",
     "packing": "K jobs sharing one allocation (hydra.launcher.jobs_per_task=K) against one job alone",
     "coco": "the COCO evaluators on synthetic detections: pycocotools (reference) vs. faster-coco-eval (task=detection's)",
+    "compile": "a neuron loop eager vs. compiled, its compile time and the calls that repay it, per layer size",
 }
 
 
 def cmd_bench(args: list[str]) -> int:
     runners = {"model": _bench_model, "neuron": _bench_neuron, "report": _bench_report, "dispatch": _bench_dispatch,
                "stdp": _bench_stdp, "status": _bench_status, "coco": _bench_coco,
-               "packing": _bench_packing}
+               "packing": _bench_packing, "compile": _bench_compile}
     if args[:1] and args[0] in runners:
         return runners[args[0]](args[1:])
     parser = argparse.ArgumentParser(
@@ -143,6 +144,22 @@ def _bench_stdp(args: list[str]) -> int:
     parser.add_argument("--csv", type=Path, default=Path("bench/stdp.csv"))
     opts = parser.parse_args(args)
     rows = bench_stdp(opts.quick)
+    write_csv(rows, opts.csv)
+    print_rows(rows)
+    return 0
+
+
+def _bench_compile(args: list[str]) -> int:
+    """`bench compile [--sizes 640,8192]`: when compiling a neuron loop pays (a cold Inductor cache)."""
+    from spikesweep.bench.compile_payoff import SIZES, bench_compile_payoff
+    from spikesweep.bench.report import print_rows
+    from spikesweep.tables import write_csv
+
+    parser = argparse.ArgumentParser(prog="spikesweep bench compile")
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="neurons per time step, comma list")
+    parser.add_argument("--csv", type=Path, default=Path("bench/compile_payoff.csv"))
+    opts = parser.parse_args(args)
+    rows = bench_compile_payoff(tuple(int(n) for n in opts.sizes.split(",")))
     write_csv(rows, opts.csv)
     print_rows(rows)
     return 0

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from spikesweep import IMPORTED_AT
 from spikesweep.engine import checkpoint as ckpt
 from spikesweep.engine.bn_fold import fold_batchnorm
+from spikesweep.engine.compile_policy import CompilePolicy
 from spikesweep.engine.data_loading import hold_out, make_eval_loader, make_loaders, progress
 from spikesweep.engine.devices import resolve_amp
 from spikesweep.engine.distributed import DistInfo, ProcessGroupSync, broadcast_flag, share_rank0_buffers
@@ -135,9 +136,18 @@ class Engine:
         if resume is not None:
             self._resume(resume)
         net = DistributedDataParallel(self.model) if self.dist.enabled else self.model
-        self.net = torch.compile(net) if self.tcfg["compile"] else net
+        self.net = torch.compile(net) if self.tcfg["compile"] is True else net
+        steps_to_come = (self.epochs - self.start_epoch) * self.steps_per_epoch - self.start_step
+        self.compile_policy = CompilePolicy(self.tcfg["compile"], steps_to_come,
+                                            lambda pays: broadcast_flag(pays, self.dist))
         if resume is not None:
             ckpt.set_rng_state(resume["rng"])  # last before the loop, so set-up (attach, compile) cannot shift it
+        try:
+            return self._epochs()
+        finally:
+            self.compile_policy.close()
+
+    def _epochs(self) -> FitResult:
         for epoch in range(self.start_epoch, self.epochs):
             if not self._train_epoch(epoch):
                 return FitResult("preempted", epoch, self.final, self.best, self.steps_taken, self.first_step_s)
@@ -272,6 +282,7 @@ class Engine:
     def _step(self, batch: Any, epoch: int, step: int) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
         """One optimizer step; returns the inputs, the metric targets, the outputs and the loss (detached)."""
         task, method, scaler, optimizer = self.task, self.method, self.scaler, self.optimizer
+        self.compile_policy.before_step()
         x, targets, loss_targets = task.batch_to(batch, self.device, train=True)
         optimizer.zero_grad(set_to_none=True)
         autocast = (lambda: torch.autocast(self.device.type, dtype=self.amp)) if self.amp else nullcontext
@@ -305,6 +316,7 @@ class Engine:
         self.steps_taken += 1
         if self.first_step_s is None:
             self.first_step_s = time.time() - IMPORTED_AT
+        self.net = self.compile_policy.after_step(self.net)
         return x, targets, outputs.detach(), loss.detach()
 
     def _end_epoch(self, epoch: int) -> None:

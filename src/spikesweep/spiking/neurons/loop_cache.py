@@ -12,6 +12,11 @@ shape): Inductor's kernels over a symbolic size ran 10-20 % slower on the CPU (B
 Compiling is the one silent wait of a run's start, so each compile says so in one line, with how long the last
 compiles on this machine took (compile_seconds.json beside the loops).
 
+A training run may first ask whether compiling pays (`hold_compiles`, from the engine's compile policy): until
+it decides (`decide_compiles`), a loop that is not saved runs eagerly, timed, and the run compiles only if
+that time, times the speed-up and the steps to come, exceeds what the compiles cost. A saved loop is always
+loaded: it costs milliseconds.
+
 A loaded loop checks its tensors' metadata but not Python values it read while traced, so the file name
 carries them: the loop's source and the surrogates', torch's version, every non-tensor argument's value
 and each tensor's dtype, device, shape, requires_grad and inference flag. The loops read no globals.
@@ -22,9 +27,11 @@ import hashlib
 import json
 import logging
 import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +68,26 @@ def _describe(a: Any) -> Any:
     return a
 
 
+@functools.cache
+def _processor() -> str:
+    """The CPU's model and instruction set: the per-user cache may be shared by the nodes of a cluster, and
+    Inductor's CPU code is built for the vector instructions of the machine that compiled it."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    wanted = [ln for ln in lines if ln.startswith(("model name", "flags", "Features"))][:2]
+    return hashlib.sha1(repr((platform.machine(), wanted)).encode()).hexdigest()[:12]
+
+
+def _device_kind(args: tuple[Any, ...]) -> Any:
+    cuda = next((a.device for a in args if isinstance(a, torch.Tensor) and a.is_cuda), None)
+    return _processor() if cuda is None else torch.cuda.get_device_capability(cuda)
+
+
 def cache_file(fn: Callable, args: tuple[Any, ...], root: str) -> Path:
-    key = repr((fn.__qualname__, torch.__version__, _source_digest(), [_describe(a) for a in args]))
+    key = repr((fn.__qualname__, torch.__version__, _source_digest(), _device_kind(args),
+                [_describe(a) for a in args]))
     return Path(root) / "spikesweep_loops" / f"{fn.__name__}-{hashlib.sha1(key.encode()).hexdigest()[:20]}.bin"
 
 
@@ -110,15 +135,97 @@ def note_compile_time(folder: Path, seconds: float) -> None:
 
 _LOADED: dict[Path, Callable | None] = {}  # None: its guards refused a call; compiled per process instead
 
+#: How much faster a compiled loop runs than the same loop eager, forward and backward together: the lowest
+#: of `spikesweep bench loops` on a 2-core CPU (BENCHMARKS.md, "When compiling pays").
+LOOP_SPEEDUP = 2.0
+#: A loop's compile time before this machine has a record (compile_seconds.json): 2-core CPU, quiet.
+DEFAULT_COMPILE_S = 10.0
+
+
+class _Held:
+    """The loops a run has met while compiling waits for its decision, and their eager time."""
+
+    def __init__(self) -> None:
+        self.eager_s = 0.0
+        self.loops: set[Path] = set()
+        self.compile: bool | None = None  # None: undecided
+
+
+_HELD: _Held | None = None
+
+
+def hold_compiles() -> None:
+    """From now on, loops that are not saved run eagerly and are timed until `decide_compiles`."""
+    global _HELD
+    _HELD = _Held()
+
+
+def release_compiles() -> None:
+    """The run is over: later loops in this process (an export, a benchmark) compile as usual."""
+    global _HELD
+    _HELD = None
+
+
+@dataclass(frozen=True)
+class CompileDecision:
+    compile: bool
+    loops: int  # not saved, met in the timed steps
+    eager_s: float  # their time in those steps
+    saved_s: float  # what compiling them would save over the steps to come
+    cost_s: float  # what compiling them would cost
+
+    def line(self, steps_left: int) -> str:
+        why = (f"{self.loops} loop(s), about {self.cost_s:.0f} s to compile, against about {self.saved_s:.0f} s "
+               f"saved over the {steps_left} steps to come ({self.eager_s * 1e3:.0f} ms of eager loops per step, "
+               f"{LOOP_SPEEDUP:g}x faster compiled)")
+        return f"compiling the neuron loops pays here: {why}" if self.compile else f"the neuron loops stay eager: {why}"
+
+
+def compiling_pays(eager_s_per_step: float, loops: int, steps_left: int, compile_s: float,
+                   speedup: float = LOOP_SPEEDUP) -> CompileDecision:
+    saved = eager_s_per_step * (1 - 1 / speedup) * steps_left
+    cost = loops * compile_s
+    return CompileDecision(loops > 0 and saved > cost, loops, eager_s_per_step, saved, cost)
+
+
+def decide_compiles(steps_timed: int, steps_left: int) -> CompileDecision | None:
+    """Decide for the rest of the run from the loops met in the `steps_timed` steps since `hold_compiles`;
+    None when nothing was held (no loop of the compile backend ran, or all were saved)."""
+    held = _HELD
+    if held is None or held.compile is not None:
+        return None
+    root = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    times = _compile_times(Path(root) / "spikesweep_loops") if root else []
+    compile_s = statistics.median(times[-20:]) if times else DEFAULT_COMPILE_S
+    decision = compiling_pays(held.eager_s / max(steps_timed, 1), len(held.loops), steps_left, compile_s)
+    held.compile = decision.compile
+    return decision if held.loops else None
+
+
+def _eager(fn: Callable, args: tuple[Any, ...], path: Path, held: _Held) -> Any:
+    if held.compile is False:
+        return fn(*args)
+    cuda = any(isinstance(a, torch.Tensor) and a.is_cuda for a in args)
+    started = time.perf_counter()
+    out = fn(*args)
+    if cuda:
+        torch.cuda.synchronize()
+    held.eager_s += time.perf_counter() - started
+    held.loops.add(path)
+    return out
+
 
 def run_compiled(fn: Callable, *args: Any) -> Any:
-    """fn(*args) compiled: inlined into an enclosing torch.compile, else from the per-machine cache."""
+    """fn(*args) compiled: inlined into an enclosing torch.compile, else from the per-machine cache (or eager,
+    while a run decides whether compiling pays, and after it decided it does not)."""
     if torch.compiler.is_compiling():
         return fn(*args)
     root = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     if not root:
         return _run_jit(fn, args)
     path = cache_file(fn, args, root)
+    if path not in _LOADED and _HELD is not None and _HELD.compile is not True and not path.exists():
+        return _eager(fn, args, path, _HELD)
     if path not in _LOADED:
         _LOADED[path] = _load_or_compile(fn, args, path)
     loop = _LOADED[path]
