@@ -135,11 +135,11 @@ def note_compile_time(folder: Path, seconds: float) -> None:
 
 _LOADED: dict[Path, Callable | None] = {}  # None: its guards refused a call; compiled per process instead
 
-#: How much faster a compiled loop runs than the same loop eager, forward and backward together: the lowest
-#: of `spikesweep bench loops` on a 2-core CPU (BENCHMARKS.md, "When compiling pays").
-LOOP_SPEEDUP = 2.0
-#: A loop's compile time before this machine has a record (compile_seconds.json): 2-core CPU, quiet.
-DEFAULT_COMPILE_S = 10.0
+#: How much faster a compiled loop runs than the same loop eager, forward and backward together: below the
+#: lowest of `spikesweep bench compile` on a quiet 2-core CPU (5.9x to 13.5x; BENCHMARKS.md notes).
+LOOP_SPEEDUP = 4.0
+#: A loop's compile time before this machine has a record (compile_seconds.json): 13 to 21 s per loop there.
+DEFAULT_COMPILE_S = 15.0
 
 
 class _Held:
