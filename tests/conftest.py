@@ -76,3 +76,14 @@ def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 600) 
 
 
 SMOKE = ("trainer.epochs=1", "trainer.max_steps_per_epoch=3", "logger=none")
+
+
+@pytest.fixture
+def one_thread():
+    """Small tensors on a shared 2-core machine: torch's thread pool costs more than it saves."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

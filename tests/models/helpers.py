@@ -14,6 +14,13 @@ def lif(**params):
     return build_neuron({"name": "lif", **params}, build_surrogate({"name": "atan"}))
 
 
+def neuron_configs() -> list[str]:
+    """Every config of conf/neuron/: a model that takes any neuron is tested with each one."""
+    from tests.conftest import REPO
+
+    return sorted(p.stem for p in (REPO / "conf" / "neuron").glob("*.yaml"))
+
+
 def params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

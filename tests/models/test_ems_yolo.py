@@ -12,7 +12,9 @@ from torch.nn import functional as F
 from spikesweep.data.registry import DatasetMeta
 from spikesweep.models.ems_yolo import EMSConcatBlock, _Norms
 from spikesweep.spiking import build_neuron, build_surrogate, reset_states
-from tests.models.helpers import build, params
+from tests.models.helpers import build, neuron_configs, params
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: torch's thread pool costs more than it saves
 
 REPO = Path(__file__).resolve().parents[2]
 COCO = DatasetMeta(num_classes=80, input_shape=(3, 640, 640), time_steps=5, temporal=False)
@@ -25,13 +27,6 @@ def _ems(**cfg):
     return build("ems_yolo_tiny", SHAPES, build_neuron(PAPER_NEURON, RECT, SHAPES.time_steps), **cfg)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors on a shared 2-core machine: torch's thread pool costs more than it saves."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize(
@@ -106,11 +101,9 @@ def test_upstream_init_norm_weights_and_detect_priors():
     assert ((bias[:, 5:] - math.log(0.6 / (3 - 0.99999))).abs() <= bound).all()
 
 
-def _neuron_configs() -> list[str]:
-    return sorted(p.stem for p in (REPO / "conf" / "neuron").glob("*.yaml"))
 
 
-@pytest.mark.parametrize(("config", "norm"), [*((c, "bn") for c in _neuron_configs()), ("gac_lif_imagenet", "tebn")])
+@pytest.mark.parametrize(("config", "norm"), [*((c, "bn") for c in neuron_configs()), ("gac_lif_imagenet", "tebn")])
 def test_every_neuron_config_trains_in_the_tiny_detector(config, norm):
     torch.manual_seed(0)
     neuron = build_neuron(yaml.safe_load((REPO / "conf" / "neuron" / f"{config}.yaml").read_text()), RECT, 2)

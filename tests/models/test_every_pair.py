@@ -11,6 +11,8 @@ from spikesweep.spiking import build_neuron, build_surrogate
 from spikesweep.spiking.neurons import NEURONS
 from tests.models.helpers import train_step
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: torch's thread pool costs more than it saves
+
 T, BATCH = 2, 2
 # Tiny datasets, tried in this order: a model is paired with the first it builds for (with lif).
 METAS = (
@@ -30,13 +32,6 @@ REFUSED: dict[tuple[str, str], str] = {}
 STAND_INS = {"sfod_densenet121_16": "sfod_tiny", "sfod_densenet121_24": "sfod_tiny"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: torch's thread pool costs more than it saves, many times over on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _config(model: str) -> dict:

@@ -9,7 +9,9 @@ import yaml
 
 from spikesweep.data.registry import DatasetMeta
 from spikesweep.spiking import build_neuron, build_surrogate, reset_states
-from tests.models.helpers import build, params
+from tests.models.helpers import build, neuron_configs, params
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: torch's thread pool costs more than it saves
 
 REPO = Path(__file__).resolve().parents[2]
 GEN1 = DatasetMeta(num_classes=2, input_shape=(4, 240, 304), time_steps=5, temporal=True)
@@ -17,13 +19,6 @@ EVENTS = DatasetMeta(num_classes=2, input_shape=(4, 64, 64), time_steps=2, tempo
 SIGMOID = build_surrogate({"name": "sigmoid"})
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors on a shared 2-core machine: torch's thread pool costs more than it saves."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize(
@@ -95,11 +90,9 @@ def test_a_config_the_model_cannot_honour_is_refused_in_one_line(cfg, message):
     assert "\n" not in str(err.value)
 
 
-def _neuron_configs() -> list[str]:
-    return sorted(p.stem for p in (REPO / "conf" / "neuron").glob("*.yaml"))
 
 
-@pytest.mark.parametrize(("config", "norm"), [*((c, "bn") for c in _neuron_configs()), ("plif", "tebn")])
+@pytest.mark.parametrize(("config", "norm"), [*((c, "bn") for c in neuron_configs()), ("plif", "tebn")])
 def test_every_neuron_config_trains_in_the_tiny_detector(config, norm):
     torch.manual_seed(0)
     neuron = build_neuron(yaml.safe_load((REPO / "conf" / "neuron" / f"{config}.yaml").read_text()), SIGMOID, 2)

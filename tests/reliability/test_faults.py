@@ -225,6 +225,33 @@ def test_a_worker_death_python_cannot_raise_prints_no_traceback(capsys, monkeypa
     assert "Exception ignored" in capsys.readouterr().err
 
 
+def _break_a_handshake_with_the_handle_server() -> None:
+    """What a loader worker killed while it fetches a batch's file descriptor leaves: a connection to this
+    process's handle server (multiprocessing.resource_sharer, a thread) that fails before the handshake ends."""
+    from multiprocessing import resource_sharer
+    from multiprocessing.connection import Client
+
+    read_end, _ = os.pipe()
+    resource_sharer.DupFd(read_end)  # registers a handle: the server thread starts, as for a shared tensor
+    try:
+        Client(resource_sharer._resource_sharer._address, authkey=b"not this process's key")
+    except Exception:  # noqa: BLE001 - the client's side of the broken handshake
+        pass
+    time.sleep(0.5)  # the server thread reports its side
+
+
+def test_a_worker_death_mid_handshake_prints_no_traceback_from_the_handle_server(capsys, monkeypatch):
+    from spikesweep.engine.failures import worker_deaths_reported
+
+    monkeypatch.setattr(sys, "excepthook", sys.__excepthook__)  # Python's own, which prints
+    with worker_deaths_reported("training"):
+        _break_a_handshake_with_the_handle_server()
+    assert "Traceback" not in capsys.readouterr().err
+    assert sys.excepthook is sys.__excepthook__
+    _break_a_handshake_with_the_handle_server()  # outside a training phase Python prints it as ever
+    assert "resource_sharer.py" in capsys.readouterr().err
+
+
 class _CtrlCWhilePickled:
     """Pickling it presses Ctrl-C in the middle of torch.save (CI once had one land there, at an epoch's end)."""
 

@@ -23,14 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 LOCAL = ProcessGroupSync(DistInfo(), torch.device("cpu"))
 EVENTS = DatasetMeta(num_classes=2, input_shape=(4, 64, 64), time_steps=2, temporal=True)
 GEN1_HW = (240, 304)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: torch's thread pool costs more than it saves
 
 
 def task_config(model: str = "sfod_tiny", **overrides) -> dict:

@@ -64,3 +64,18 @@ def bench_compile_payoff(sizes: tuple[int, ...] = SIZES, repeats: int = 10) -> l
             os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
             if before is not None:
                 os.environ["TORCHINDUCTOR_CACHE_DIR"] = before
+
+
+def bench_model_compile(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = 10) -> dict[str, Any]:
+    """`trainer.compile` for one model: its train step eager and compiled, the first compiled step's extra
+    time (the compile), and the steps after which compiling has paid for itself."""
+    from spikesweep.bench.model import time_train_steps
+
+    eager_s = x.shape[0] / time_train_steps(model, x, y, steps, 1, None).samples_per_s
+    compiled = torch.compile(model)
+    first_s = x.shape[0] / time_train_steps(compiled, x, y, 1, 0, None).samples_per_s
+    compiled_s = x.shape[0] / time_train_steps(compiled, x, y, steps, 0, None).samples_per_s
+    saving = eager_s - compiled_s
+    return {"eager_ms": eager_s * 1e3, "compiled_ms": compiled_s * 1e3, "speedup": eager_s / compiled_s,
+            "compile_s": first_s - compiled_s, "break_even_steps": round((first_s - compiled_s) / saving)
+            if saving > 0 else None}

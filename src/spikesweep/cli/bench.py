@@ -157,12 +157,34 @@ def _bench_compile(args: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="spikesweep bench compile")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="neurons per time step, comma list")
+    parser.add_argument("--model", action="store_true",
+                        help="instead: the whole model's train step (trainer.compile), model=X dataset=Y [...]")
     parser.add_argument("--csv", type=Path, default=Path("bench/compile_payoff.csv"))
-    opts = parser.parse_args(args)
-    rows = bench_compile_payoff(tuple(int(n) for n in opts.sizes.split(",")))
+    opts, overrides = parser.parse_known_args(args)
+    if opts.model:
+        rows = [_model_compile(overrides)]
+    else:
+        if overrides:
+            raise UserError(f"unrecognized arguments: {' '.join(overrides)} (config overrides go with --model)")
+        rows = bench_compile_payoff(tuple(int(n) for n in opts.sizes.split(",")))
     write_csv(rows, opts.csv)
     print_rows(rows)
     return 0
+
+
+def _model_compile(overrides: list[str]) -> dict:
+    import torch
+
+    from spikesweep.assemble import assemble
+    from spikesweep.bench.compile_payoff import bench_model_compile
+
+    checked(overrides)
+    cfg = composed(overrides)
+    parts = assemble(cfg, torch.device("cpu"), with_data=False)
+    meta, batch = parts.meta, int(cfg.trainer.batch_size)
+    shape = (batch, meta.time_steps, *meta.input_shape) if meta.temporal else (batch, *meta.input_shape)
+    row = bench_model_compile(parts.model, torch.rand(shape), torch.randint(0, meta.num_classes, (batch,)))
+    return {"model": cfg.model.name, "neuron_backend": cfg.neuron.get("backend"), "batch": batch} | row
 
 
 def _bench_coco(args: list[str]) -> int:

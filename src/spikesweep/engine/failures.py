@@ -37,6 +37,26 @@ def _unraisable_without_worker_deaths(default: Any) -> Any:
     return hook
 
 
+def _from_handle_server(tb: Any) -> bool:
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith("multiprocessing/resource_sharer.py"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _excepthook_without_handle_server(default: Any) -> Any:
+    """A worker killed while it fetches a batch's shared-memory handle breaks the connection of
+    multiprocessing's handle server, a thread of this process that prints the error through sys.excepthook
+    (seen in CI as a stray traceback after the one-line report). The death itself reaches the loader."""
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if not _from_handle_server(tb):
+            default(kind, value, tb)
+
+    return hook
+
+
 @contextmanager
 def worker_deaths_reported(where: str):
     """Turn torch's 'DataLoader worker ... exited unexpectedly' into one actionable line.
@@ -45,13 +65,16 @@ def worker_deaths_reported(where: str):
     `next(loader)`): the whole phase is wrapped. The usual cause on a shared node is the kernel's OOM
     killer, so the message says what to lower.
     """
-    default = sys.unraisablehook
+    default, default_excepthook = sys.unraisablehook, sys.excepthook
     sys.unraisablehook = _unraisable_without_worker_deaths(default)
+    sys.excepthook = _excepthook_without_handle_server(default_excepthook)
+    died = False
     try:
         yield
     except RuntimeError as err:
         if not is_worker_death(err):
             raise
+        died = True
         quiet_further_worker_deaths()
         raise DataWorkerError(
             f"a data loader worker died during {where} ({str(err).splitlines()[0]}); if it ran out of memory, "
@@ -59,3 +82,5 @@ def worker_deaths_reported(where: str):
         ) from err
     finally:
         sys.unraisablehook = default
+        if not died:  # after a death the handle server may still report it while the run shuts down
+            sys.excepthook = default_excepthook
