@@ -9,7 +9,6 @@ more over its remaining steps than it costs:
 Each decision is one log line with its figures. The crossovers are in BENCHMARKS.md ("When compiling pays").
 """
 
-import json
 import logging
 import os
 import statistics
@@ -39,25 +38,14 @@ def _record_dir() -> Path | None:
 
 def _model_compile_s() -> float:
     folder = _record_dir()
-    try:
-        times = [float(t) for t in json.loads((folder / _MODEL_TIMES).read_text())] if folder else []
-    except (OSError, ValueError, TypeError):
-        times = []
+    times = loop_cache.compile_times(folder, _MODEL_TIMES) if folder else []
     return statistics.median(times[-20:]) if times else DEFAULT_MODEL_COMPILE_S
 
 
 def _note_model_compile(seconds: float) -> None:
     folder = _record_dir()
-    if folder is None:
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        times = json.loads((folder / _MODEL_TIMES).read_text())
-    except (OSError, ValueError):
-        times = []
-    partial = folder / f"{_MODEL_TIMES}.{os.getpid()}.tmp"
-    partial.write_text(json.dumps([*times[-49:], round(seconds, 2)]))
-    os.replace(partial, folder / _MODEL_TIMES)  # concurrent jobs: whole files only
+    if folder is not None:
+        loop_cache.note_compile_time(folder, seconds, _MODEL_TIMES)
 
 
 def model_compile_pays(step_s: float, steps_left: int, compile_s: float, speedup: float) -> bool:

@@ -105,7 +105,8 @@ def write_fpga(loaded: LoadedRun, out: Path, bits: int, samples: int, calib_samp
         x_int = quantise_input(net, chain, ex) if chain.encoding == "direct" else x_seq.transpose(0, 1).long().numpy()
         outs = int_sim.run(pkg, x_int)
         quantised_right += int((torch.from_numpy(int_sim.predictions(pkg, outs)) == ey).sum())
-        ops = {k: v + int_sim.synaptic_ops(pkg, x_int, outs)[k] for k, v in ops.items()}
+        batch_ops = int_sim.synaptic_ops(pkg, x_int, outs)
+        ops = {k: v + batch_ops[k] for k, v in ops.items()}
     report = {"bits": bits, "acc_bits": net.acc_bits, "eval_samples": n, "golden_samples": man["golden"]["samples"],
               "float_accuracy": float_right / n, "quantised_accuracy": quantised_right / n,
               "memory_kB": man["memory_kB"], "synops_per_sample": (ops["acs"] + ops["macs"]) / n,

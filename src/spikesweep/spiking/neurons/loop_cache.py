@@ -111,26 +111,27 @@ def _load_or_compile(fn: Callable, args: tuple[Any, ...], path: Path) -> Callabl
     return compiled
 
 
-def _compile_times(folder: Path) -> list[float]:
+def compile_times(folder: Path, name: str = _TIMES) -> list[float]:
+    """The last compile durations recorded on this machine in folder/name (a loop's, or a whole model's)."""
     try:
-        return [float(t) for t in json.loads((folder / _TIMES).read_text())]
+        return [float(t) for t in json.loads((folder / name).read_text())]
     except (OSError, ValueError, TypeError):
         return []
 
 
 def compile_estimate(folder: Path) -> str:
-    times = _compile_times(folder)
+    times = compile_times(folder)
     if not times:
         return "the first on this machine: seconds to a minute on a CPU"
     return f"about {statistics.median(times[-20:]):.0f} s, as the last {min(len(times), 20)} here took"
 
 
-def note_compile_time(folder: Path, seconds: float) -> None:
+def note_compile_time(folder: Path, seconds: float, name: str = _TIMES) -> None:
     """Concurrent jobs may each add theirs and one may be lost: an estimate does not need them all."""
     folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f"{_TIMES}.{os.getpid()}.tmp"
-    partial.write_text(json.dumps([*_compile_times(folder)[-49:], round(seconds, 2)]))
-    os.replace(partial, folder / _TIMES)
+    partial = folder / f"{name}.{os.getpid()}.tmp"
+    partial.write_text(json.dumps([*compile_times(folder, name)[-49:], round(seconds, 2)]))
+    os.replace(partial, folder / name)
 
 
 _LOADED: dict[Path, Callable | None] = {}  # None: its guards refused a call; compiled per process instead
@@ -195,7 +196,7 @@ def decide_compiles(steps_timed: int, steps_left: int) -> CompileDecision | None
     if held is None or held.compile is not None:
         return None
     root = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    times = _compile_times(Path(root) / "spikesweep_loops") if root else []
+    times = compile_times(Path(root) / "spikesweep_loops") if root else []
     compile_s = statistics.median(times[-20:]) if times else DEFAULT_COMPILE_S
     decision = compiling_pays(held.eager_s / max(steps_timed, 1), len(held.loops), steps_left, compile_s)
     held.compile = decision.compile
