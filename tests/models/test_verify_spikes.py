@@ -6,6 +6,7 @@ import torch
 from spikesweep.metrics.spike_expansion import BinaryExpansion, verify_expansion
 from spikesweep.models import build_model
 from tests.conftest import SMOKE, compose
+from tests.models.helpers import SpikesThenReals
 from tests.models.transformer_helpers import integer_spike, meta
 
 
@@ -56,3 +57,10 @@ def test_cli_checks_a_trained_run(tmp_path, capsys):
     assert main(["verify-spikes", str(tmp_path / "checkpoints" / "last.pt"), "--batches", "1"]) == 0
     assert "MATCH" in capsys.readouterr().out
     assert main(["verify-spikes", str(tmp_path / "missing.pt")]) == 2
+
+
+def test_real_values_in_a_freed_spike_tensors_memory_are_not_taken_for_spikes():
+    """Before, the layer below was expanded (and refused: "non-integer spikes") when its input landed in memory
+    a neuron's output had just freed."""
+    check = verify_expansion(SpikesThenReals(), [torch.tensor([[0.9, 0.1, 0.9, 0.1, 0.9, 0.1], [0.1] * 6])])
+    assert check.match and check.expanded_layers == 0, check

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spikesweep.metrics.neuron_outputs import NeuronOutputs
 from spikesweep.spiking import is_spiking_neuron
 
 E_MAC_PJ = 4.6  # 45 nm, 32-bit float multiply-accumulate (Horowitz 2014), as every Spikformer-family paper
@@ -166,7 +167,7 @@ class EnergyMonitor:
         weights = [m.weight for m in model.modules() if isinstance(m, NEUROBENCH_LAYERS)]
         total = sum(w.numel() for w in weights)
         self.connection_sparsity = sum(int((w == 0).sum()) for w in weights) / total if total else None
-        self._events: dict[int, float] = {}  # data_ptr of a neuron output in this forward -> its event count
+        self._events: NeuronOutputs[float] = NeuronOutputs()  # each neuron output's event count
         self.handles = [model.register_forward_pre_hook(self._count_samples)]
         for name, m in model.named_modules():
             if is_spiking_neuron(m):
@@ -185,7 +186,7 @@ class EnergyMonitor:
             self.spike_counts[name] += out.numel()
             self.nonzero[name] += int(torch.count_nonzero(out))
             unit = getattr(module, "spike_unit", 1.0)
-            self._events[out.data_ptr()] = float((out.float() / unit).sum())
+            self._events.note(out, float((out.float() / unit).sum()))
 
         return record
 
@@ -197,7 +198,7 @@ class EnergyMonitor:
             ops.macs += macs
             if isinstance(m, NEUROBENCH_LAYERS):
                 self._count_neurobench(name, m, x, ops)
-            events = self._events.get(x.data_ptr())
+            events = self._events.get(x)
             if events is None and bool(((x == 0) | (x == 1)).all()):
                 events = float(x.float().sum())  # binary spikes that went through a max-pool
             if events is None:

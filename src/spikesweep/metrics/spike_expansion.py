@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from spikesweep.metrics.neuron_outputs import NeuronOutputs
 from spikesweep.spiking import is_spiking_neuron, reset_states
 
 
@@ -24,7 +25,7 @@ class BinaryExpansion:
     """
 
     def __init__(self, model: nn.Module) -> None:
-        self._units: dict[int, torch.Tensor | float] = {}
+        self._units: NeuronOutputs[torch.Tensor | float] = NeuronOutputs()
         self.expanded_layers: set[str] = set()
         self.max_substeps = 0
         self._patched: list[nn.Module] = []
@@ -37,15 +38,15 @@ class BinaryExpansion:
                 self._patched.append(m)
 
     def _neuron_hook(self, module: nn.Module, _inputs: tuple, out: torch.Tensor) -> None:
-        self._units[out.data_ptr()] = getattr(module, "spike_unit", 1.0)
+        self._units.note(out, getattr(module, "spike_unit", 1.0))
 
     def _expanded_forward(self, name: str, layer: nn.Module):
         original = type(layer).forward.__get__(layer)
 
         def forward(x: torch.Tensor) -> torch.Tensor:
-            if x.data_ptr() not in self._units:
+            unit = self._units.get(x)
+            if unit is None:
                 return original(x)  # real-valued input (the stem): nothing to expand
-            unit = self._units[x.data_ptr()]
             k = torch.round(x / unit)
             if not torch.allclose(k * unit, x, atol=1e-6, rtol=1e-5):
                 raise ValueError(f"layer '{name}' reads non-integer spikes: its neuron's spike_unit is wrong")
