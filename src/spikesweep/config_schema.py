@@ -154,6 +154,10 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r} {message}" if isinstance(value, str) else f"{key}={value} {message}")
     if cfg.optimizer.blr is not None and cfg.optimizer.blr <= 0:
         raise ConfigError(f"optimizer.blr={cfg.optimizer.blr} must be > 0")
+    schedule = int(cfg.trainer.epochs) - int(cfg.scheduler.get("cooldown_epochs") or 0)
+    if cfg.scheduler.name != "none" and schedule < 1:
+        raise ConfigError(f"scheduler.cooldown_epochs={cfg.scheduler.cooldown_epochs} leaves no epoch of schedule: "
+                          f"it must be below trainer.epochs={cfg.trainer.epochs}")
     job = cfg.get("job", "train")  # configs saved before `job` existed are training runs
     if job not in JOBS:
         raise ConfigError(f"job={job!r} is not one of {', '.join(JOBS)}")

@@ -24,6 +24,8 @@ def test_default_config_composes_and_validates():
         ("trainer.eval_only=true", "trainer.eval_only=true needs a checkpoint"),
         ("trainer.val_fraction=1.0", "trainer.val_fraction=1.0 must be >= 0 and < 1"),
         ("+trainer.epochz=3", "trainer.epochz"),
+        ("scheduler.cooldown_epochs=15", "scheduler.cooldown_epochs=15 leaves no epoch of schedule: it must be below "
+         "trainer.epochs=15"),
     ],
 )
 def test_bad_values_name_the_key(override, message):

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from timm.utils import ModelEmaV3
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -187,7 +186,11 @@ class Engine:
         self.epochs = int(tcfg["epochs"])
         self.scheduler = build_scheduler(self.optimizer, self.cfg["scheduler"], self.epochs, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp is torch.float16)
-        self.ema = ModelEmaV3(model, decay=float(tcfg["ema"]["decay"])) if tcfg["ema"]["enabled"] else None
+        self.ema = None
+        if tcfg["ema"]["enabled"]:
+            from timm.utils import ModelEmaV3  # only runs with EMA import timm (a second of startup: engine/optim.py)
+
+            self.ema = ModelEmaV3(model, decay=float(tcfg["ema"]["decay"]))
         worst = -math.inf if self.task.higher_is_better else math.inf
         self.start_epoch, self.start_step = 0, 0
         self.best: dict[str, Any] = {self.select_on: worst, self._on_test_key: worst}
@@ -227,7 +230,7 @@ class Engine:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            # for inspection: timm schedules are functions of the step, so a resume recomputes them from the
+            # for inspection: the schedule is a function of the step, so a resume recomputes it from the
             # config (a changed lr applies) instead of loading this
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict(),

@@ -1,16 +1,28 @@
-"""Optimizer and learning-rate schedule from config, through timm's factories."""
+"""Optimizer and learning-rate schedule from config.
+
+The optimizers torch has (SGD with or without Nesterov momentum, Adam, AdamW) are built directly, with
+timm's parameter groups and defaults; the others (LAMB, ...) come from timm's factory. Importing timm costs
+about a second of every run's startup (it imports torchvision, which imports torch._dynamo), so the default
+path does not: tests/foundation/test_optim.py checks both builders give what timm's factory gives.
+"""
 
 import inspect
 from collections.abc import Mapping
 from typing import Any
 
 import torch
-from timm.optim import create_optimizer_v2, get_optimizer_info
-from timm.scheduler import create_scheduler_v2
-from timm.scheduler.scheduler import Scheduler
 from torch.optim.optimizer import _default_to_fused_or_foreach  # torch's own test of fused-kernel support
 
+from spikesweep.engine.schedule import CosineSchedule
 from spikesweep.protocols import HasOptimizerGroups
+
+# timm's names for the optimizers torch has, with the defaults timm's registry gives them.
+TORCH_OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
+    "momentum": (torch.optim.SGD, {"nesterov": False, "momentum": 0.9}),
+    "nesterov": (torch.optim.SGD, {"nesterov": True, "momentum": 0.9}),
+    "adam": (torch.optim.Adam, {}),
+    "adamw": (torch.optim.AdamW, {}),
+}
 
 
 def resolve_lr(cfg: Mapping[str, Any], effective_batch: int) -> float:
@@ -29,6 +41,25 @@ def param_groups(model: torch.nn.Module, own: list[dict[str, Any]], weight_decay
             (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
     rest = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return [group for group in rest if group["params"]] + own
+
+
+def _timm_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """timm's param_groups_weight_decay, in its order: no decay (1-D, biases) first; one group without decay."""
+    params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if not weight_decay:
+        return [{"params": [p for _, p in params], "weight_decay": 0.0}]
+    no_decay = [p for name, p in params if p.ndim <= 1 or name.endswith(".bias")]
+    decay = [p for name, p in params if not (p.ndim <= 1 or name.endswith(".bias"))]
+    groups = [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
+    return [group for group in groups if group["params"]]
+
+
+def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
+    if name in TORCH_OPTIMIZERS:
+        return TORCH_OPTIMIZERS[name][0]
+    from timm.optim import get_optimizer_info  # only for optimizers torch lacks (module docstring)
+
+    return get_optimizer_info(name).opt_class
 
 
 def impl_flags(opt_class: type, impl: str, params: list[torch.Tensor]) -> dict[str, bool]:
@@ -77,28 +108,33 @@ def build_optimizer(model: torch.nn.Module, cfg: Mapping[str, Any], lr: float) -
         kwargs["betas"] = tuple(cfg["betas"])
     weight_decay = float(cfg.get("weight_decay", 0.0))
     params = [p for p in model.parameters() if p.requires_grad]
-    kwargs |= impl_flags(get_optimizer_info(name).opt_class, str(cfg.get("impl", "auto")), params)
-    if not isinstance(model, HasOptimizerGroups):
-        return create_optimizer_v2(model, opt=name, lr=lr, weight_decay=weight_decay, filter_bias_and_bn=True, **kwargs)
-    groups = param_groups(model, list(model.optimizer_groups()), weight_decay)
-    return create_optimizer_v2(groups, opt=name, lr=lr, weight_decay=weight_decay, **kwargs)
+    kwargs |= impl_flags(optimizer_class(name), str(cfg.get("impl", "auto")), params)
+    if isinstance(model, HasOptimizerGroups):
+        groups = param_groups(model, list(model.optimizer_groups()), weight_decay)
+    else:  # each group carries its decay, as timm's factory sets it
+        groups, weight_decay = _timm_groups(model, weight_decay), 0.0
+    if name not in TORCH_OPTIMIZERS:
+        from timm.optim import create_optimizer_v2
+
+        return create_optimizer_v2(groups, opt=name, lr=lr, weight_decay=weight_decay, **kwargs)
+    opt_class, defaults = TORCH_OPTIMIZERS[name]
+    if opt_class is torch.optim.SGD:  # as timm's factory: SGD takes neither
+        kwargs.pop("betas", None)
+        kwargs.pop("eps", None)
+    return opt_class(groups, lr=lr, weight_decay=weight_decay, **(defaults | kwargs))
 
 
 def build_scheduler(
     optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any], epochs: int, updates_per_epoch: int
-) -> Scheduler | None:
+) -> CosineSchedule | None:
     """Per-iteration schedules (warmup then decay), stepped with `step_update` after every optimizer step."""
     if cfg["name"] == "none":
         return None
-    scheduler, _ = create_scheduler_v2(
+    cooldown = int(cfg.get("cooldown_epochs") or 0)  # the last epochs at min_lr
+    return CosineSchedule(
         optimizer,
-        sched=cfg["name"],
-        num_epochs=epochs,
-        warmup_epochs=int(cfg.get("warmup_epochs", 0)),
+        total=(epochs - cooldown) * updates_per_epoch,  # config_schema: cooldown < epochs
+        warmup=int(cfg.get("warmup_epochs", 0)) * updates_per_epoch,
         warmup_lr=float(cfg.get("warmup_lr", 1e-6)),
         min_lr=float(cfg.get("min_lr", 0.0)),
-        cooldown_epochs=int(cfg.get("cooldown_epochs", 0)),
-        step_on_epochs=False,
-        updates_per_epoch=updates_per_epoch,
     )
-    return scheduler

@@ -2,17 +2,19 @@
 
 Models return logits [T, B, K]; the loss and the metrics read their mean over T (rate decoding, as every
 recipe we reproduce does). Mixup/CutMix run on the device, after the batch is moved there: timm's are
-plain tensor ops, so on a GPU they cost no main-process CPU time.
+plain tensor ops, so on a GPU they cost no main-process CPU time. timm is imported only by runs that mix:
+it costs about a second of startup (engine/optim.py).
 """
 
 import random
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from timm.data import Mixup
-from timm.loss import SoftTargetCrossEntropy
 from torch import nn
+
+if TYPE_CHECKING:
+    from timm.data import Mixup
 
 from spikesweep.metrics import topk_correct
 from spikesweep.protocols import Sync
@@ -60,9 +62,11 @@ class Classification:
         self.num_classes = num_classes
         self.mixup_cfg = dict(mixup or {})
         self.mixup = build_mixup(self.mixup_cfg, label_smoothing, num_classes) if self.mixup_cfg else None
-        self.criterion: Callable[..., torch.Tensor] = (
-            SoftTargetCrossEntropy() if self.mixup else nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        )
+        self.criterion: Callable[..., torch.Tensor] = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        if self.mixup is not None:
+            from timm.loss import SoftTargetCrossEntropy
+
+            self.criterion = SoftTargetCrossEntropy()
 
     def collate(self) -> None:
         return None
@@ -89,7 +93,7 @@ class Classification:
 
 
 def device_batch(
-    x: torch.Tensor, y: torch.Tensor, device: torch.device, mixup: Mixup | None
+    x: torch.Tensor, y: torch.Tensor, device: torch.device, mixup: "Mixup | None"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The batch on the device, mixed there. Returns inputs, class labels and the loss target (soft labels
     under mixup, else the labels)."""
@@ -110,9 +114,11 @@ def mixup_active(m: Mapping[str, Any], epoch: int, seed: int) -> bool:
     return not m.get("per_epoch") or random.Random(seed * 100_003 + epoch).random() < float(m["prob"])
 
 
-def build_mixup(m: Mapping[str, Any], label_smoothing: float, num_classes: int) -> Mixup | None:
+def build_mixup(m: Mapping[str, Any], label_smoothing: float, num_classes: int) -> "Mixup | None":
     if not (m["mixup_alpha"] > 0 or m["cutmix_alpha"] > 0):
         return None
+    from timm.data import Mixup
+
     return Mixup(
         mixup_alpha=float(m["mixup_alpha"]),
         cutmix_alpha=float(m["cutmix_alpha"]),
