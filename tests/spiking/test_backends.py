@@ -161,6 +161,31 @@ def test_spikingjelly_kernels_accept_our_triangle_but_not_our_rectangle():
     assert not spikingjelly_fuses(build_surrogate({"name": "rectangle"}))
 
 
+@pytest.mark.slow
+def test_compile_backend_passes_gradient_to_the_previous_call_through_its_state():
+    """The first call starts from a scalar state (nothing to differentiate), the second from the first's
+    membrane: the second call's loss reaches the first call's input through it, as in the reference; and a
+    loss of the membrane alone (no gradient for the spikes) reaches the input too."""
+    from spikesweep.spiking import reset_states
+
+    x = torch.randn(20, 4, 16, generator=torch.Generator().manual_seed(2)) * 1.5
+    grads = []
+    for backend in ("torch", "compile"):
+        neuron = build_neuron({"name": "lif", "backend": backend, "detach_reset": False},
+                              build_surrogate({"name": "sigmoid"}))()
+        xi = x.clone().requires_grad_(True)
+        (neuron(xi[:10]).sum() + 2 * neuron(xi[10:]).sum() + neuron.v.sum()).backward()
+        grads.append(xi.grad)
+        reset_states(neuron)
+        xi = x[:10].clone().requires_grad_(True)
+        neuron(xi)
+        neuron.v.sum().backward()  # the spikes get no gradient at all
+        grads.append(xi.grad)
+    assert grads[2][:10].abs().sum() > 0
+    assert torch.allclose(grads[0], grads[2], atol=1e-6, rtol=0)
+    assert torch.allclose(grads[1], grads[3], atol=1e-6, rtol=0)
+
+
 def test_compile_backend_keeps_state_across_calls_until_reset():
     from spikesweep.spiking import reset_states
 

@@ -90,23 +90,26 @@ def _joined(parts: list[torch.Tensor]) -> torch.Tensor:
 
 def _forward(
     x_seq: torch.Tensor, v: torch.Tensor, d: _Dynamics, keep_membranes: bool
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    """Spikes joined over T (the layer's output), and each chunk's membranes as its loop wrote them: only the
+    backward reads them, chunk by chunk, so joining them would copy them once more (at T=64 the joins took
+    more time than the loops; BENCHMARKS.md notes)."""
     spikes, membranes = [], []
     for steps in _chunks(len(x_seq)):
         s, h, v = run_compiled(_forward_loop, x_seq[steps], v, d, keep_membranes)
         spikes.append(s)
-        membranes.append(h)
-    return _joined(spikes), _joined(membranes) if keep_membranes else None, v
+        if keep_membranes:
+            membranes.append(h)
+    return _joined(spikes), membranes, v
 
 
 def _backward(
-    grad_s: torch.Tensor, grad_v: torch.Tensor, h_seq: torch.Tensor, surrogate: Any, d: _Dynamics,
+    grad_s: torch.Tensor, grad_v: torch.Tensor, h_chunks: tuple[torch.Tensor, ...], surrogate: Any, d: _Dynamics,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     derivative, sg_params = derivative_of(surrogate), dict(surrogate._sg_params)
     grads_x = []
-    for steps in reversed(_chunks(len(h_seq))):
-        grad_x, grad_v = run_compiled(_backward_loop, grad_s[steps], grad_v, h_seq[steps], derivative,
-                                      sg_params, d)
+    for steps, h in zip(reversed(_chunks(len(grad_s))), reversed(h_chunks), strict=True):
+        grad_x, grad_v = run_compiled(_backward_loop, grad_s[steps], grad_v, h, derivative, sg_params, d)
         grads_x.append(grad_x)
     return _joined(grads_x[::-1]), grad_v
 
@@ -114,19 +117,22 @@ def _backward(
 class _LIFFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq: torch.Tensor, v: torch.Tensor, surrogate: Any, d: _Dynamics):
-        spikes, h_seq, v_out = _forward(x_seq, v, d, keep_membranes=True)
-        ctx.save_for_backward(h_seq)  # the spikes are (h >= threshold): recomputed, not saved and read back
+        spikes, h_chunks, v_out = _forward(x_seq, v, d, keep_membranes=True)
+        ctx.save_for_backward(*h_chunks)  # the spikes are (h >= threshold): recomputed, not saved and read back
         ctx.surrogate, ctx.dynamics = surrogate, d
         return spikes, v_out
 
     @staticmethod
     def backward(ctx, grad_s: torch.Tensor | None, grad_v: torch.Tensor | None):
-        (h_seq,) = ctx.saved_tensors
+        h_chunks = ctx.saved_tensors
         d = ctx.dynamics
-        grad_s = torch.zeros_like(h_seq) if grad_s is None else grad_s
-        grad_v = torch.zeros_like(h_seq[0]) if grad_v is None else grad_v
-        grad_x, grad_v0 = _backward(grad_s.contiguous(), grad_v, h_seq, ctx.surrogate, d)
-        return grad_x, grad_v0, None, None
+        steps = sum(len(h) for h in h_chunks)
+        grad_s = h_chunks[0].new_zeros((steps, *h_chunks[0].shape[1:])) if grad_s is None else grad_s
+        # The last v's gradient is nearly always none (a network's loss reads the spikes): a zero scalar the
+        # loop broadcasts spares writing and reading a zero membrane.
+        grad_v = h_chunks[0].new_zeros(()) if grad_v is None else grad_v
+        grad_x, grad_v0 = _backward(grad_s.contiguous(), grad_v, h_chunks, ctx.surrogate, d)
+        return grad_x, grad_v0 if ctx.needs_input_grad[1] else None, None, None
 
 
 class CompiledLIF(base.MemoryModule):
@@ -147,8 +153,10 @@ class CompiledLIF(base.MemoryModule):
         self.register_memory("v", 0.0 if v_reset is None else float(v_reset))
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        v = self.v if isinstance(self.v, torch.Tensor) else torch.full_like(x_seq[0], self.v)
-        x, v = x_seq.reshape(len(x_seq), -1), v.reshape(-1)  # [T, N]: elementwise, so the layout is free
+        # A state not yet set is one value, a scalar the loop broadcasts: no membrane of initial values to
+        # write and read (BENCHMARKS.md notes: the traffic a fused neuron cannot avoid).
+        v = self.v.reshape(-1) if isinstance(self.v, torch.Tensor) else x_seq.new_full((), self.v)
+        x = x_seq.reshape(len(x_seq), -1)  # [T, N]: elementwise, so the layout is free
         if torch.is_grad_enabled() and (x.requires_grad or v.requires_grad):
             spikes, v = _LIFFunction.apply(x, v, self.surrogate_function, self.dynamics)
         else:  # inference: nothing to keep for a backward
