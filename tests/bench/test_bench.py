@@ -185,3 +185,4 @@ def test_data_section_measures_the_datasets_present_and_names_the_absent(tmp_pat
     rows, absent = bench_datasets(2, {"digits": "small_cnn", "cifar10": "small_cnn"})
     assert [r["dataset"] for r in rows] == ["digits"] and absent == ["cifar10"]
     assert rows[0]["loader_samples_per_s"] > 0 and rows[0]["ratio"] > 0
+    assert rows[0]["num_workers"] == "auto (0)"  # a run's default, as its loader has it on a CPU: no worker

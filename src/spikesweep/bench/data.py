@@ -65,7 +65,7 @@ def bench_data(cfg: DictConfig, batches: int) -> dict[str, Any]:
         "model": cfg.model.name,
         "device": str(device),
         "num_workers": cfg.trainer.num_workers if cfg.trainer.num_workers != "auto"
-        else f"auto ({cpu_allocation('auto').workers})",
+        else f"auto ({cpu_allocation('auto', device.type).workers})",
         "batch_size": int(cfg.trainer.batch_size),
         "batches": batches,
         "loader_samples_per_s": round(loader_rate, 1),
@@ -91,7 +91,7 @@ def bench_datasets(batches: int = 10, datasets: dict[str, str] | None = None) ->
 
     rows, absent = [], []
     for name, model in (datasets or REPORT_DATASETS).items():
-        cfg = compose_config([f"dataset={name}", f"model={model}", "trainer.num_workers=2"])
+        cfg = compose_config([f"dataset={name}", f"model={model}"])  # num_workers: auto, as a run has it
         try:
             rows.append(bench_data(cfg, batches))
         except DataError:

@@ -120,7 +120,8 @@ def write_report(root: Path, quick: bool, backends: tuple[str, ...] | None = Non
         "## 5. Data loaders",
         markdown(loaders),
         "Each dataset present under `paths.data_dir` (not here: " + (", ".join(absent) or "none") + "): "
-        "samples/s of the real train loader (2 workers, its augmentation) against samples/s of a small "
+        "samples/s of the real train loader (`trainer.num_workers: auto`, the default: its workers as a run "
+        "on this device and allocation gets them; its augmentation) against samples/s of a small "
         "model's train step on this device; `ratio` >= 2 means the loader will not limit training.",
         "## 6. Detection",
         markdown(evaluators),
