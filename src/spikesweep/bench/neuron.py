@@ -101,7 +101,7 @@ def time_case(backend: str, shape: tuple[int, ...], train: bool, repeats: int, w
     # Train as inside a network: the next layer hands back a dense gradient of the spikes, and x's gradient
     # flows on to the previous layer rather than into x.grad. (`.sum().backward()` added a copy of sum's
     # stride-0 gradient and an accumulation to every backend's time, 40 % of the compiled one's.)
-    grad_spikes = torch.randn(shape, device=device)
+    grad_spikes = torch.randn(shape, device=device) if train else None
     if train:
         x.requires_grad_(True)
 
