@@ -100,6 +100,18 @@ fi
 mkdir -p "$ETC" "$RUN" "$LOG" "$STATE/ctld" "$STATE/d" "$MUNGE"
 # munged refuses a socket dir that others may write to, and clients need o+x to reach the socket
 chmod 755 "$BASE" "$MUNGE"
+# munged also wants o+x on every directory above its socket, which a checkout in a private directory (a
+# 700 home, mktemp -d) lacks: the socket then lives in a short root-owned directory of its own under /tmp
+open_to_all() {  # every directory from $1 up to / lets others through (x; t is sticky with x)
+  local d=$1
+  while :; do [[ $(stat -c %A "$d") == *[xt] ]] || return 1; [ "$d" = / ] && return 0; d=$(dirname "$d"); done
+}
+if ! open_to_all "$MUNGE"; then
+  sock_dir=/tmp/spikesweep-munge-$(printf %s "$BASE" | sha1sum | cut -c1-12)
+  mkdir -p "$sock_dir" && chmod 755 "$sock_dir"
+  [ "$(stat -c %u "$sock_dir")" = 0 ] || die "$sock_dir is not root's: remove it, or set SLURM_BASE to a directory all may enter"
+  SOCK=$sock_dir/munge.socket
+fi
 
 # --- munge: our own key and socket, so we never depend on (or disturb) a system munged ------------
 [ -s "$MUNGE/munge.key" ] || dd if=/dev/urandom of="$MUNGE/munge.key" bs=1024 count=1 status=none
